@@ -1,0 +1,41 @@
+# Two commands for a fresh machine: `make run` and `make test`. Both set up .venv once (a stamp file
+# records it; it is redone when pyproject.toml or this Makefile change), then take seconds.
+#
+# TORCH_SPEC: the torch requirement installed before everything else. The default pins the CPU wheel;
+# on a CUDA machine use e.g. `make test TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"`.
+TORCH_SPEC ?= torch==2.13.0
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.hf_sqa-installed
+PYTEST_ARGS ?=
+
+.PHONY: setup run test bench examples clean
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -e ".[test]"
+	# distillmos declares torchaudio, which would replace torch with a multi-GB CUDA build: no deps
+	$(BIN)/python -m pip install -q --no-deps distillmos xls-r-sqa
+	@touch $@
+
+setup: $(STAMP)
+
+# the main job: score the example clips with the default model (Distill-MOS import) and print a table
+run: $(STAMP)
+	$(BIN)/hf-sqa score examples/
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/score_speed.py
+
+# regenerate examples/ (needs espeak-ng)
+examples: $(STAMP)
+	$(BIN)/python examples/make_examples.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

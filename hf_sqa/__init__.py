@@ -1,0 +1,36 @@
+"""hf_sqa: self-supervised speech quality assessment (MOS prediction) on the Hugging Face stack.
+
+    >>> import hf_sqa
+    >>> hf_sqa.score(["a.wav", "b.flac"])          # Distill-MOS import by default
+    array([3.91, 2.47], dtype=float32)
+"""
+
+from . import models  # registers the model classes with the Auto classes
+from .audio import AudioError, load_audio
+from .models import (
+    ConvTransformerForMOSRegression,
+    ConvTransformerMOSConfig,
+    XLSRForMOSRegression,
+    XLSRMOSConfig,
+    student_config,
+)
+from .pipeline import SpeechQualityPipeline
+from .scoring import DEFAULT_MODEL, iter_scores, load_model, score
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "AudioError",
+    "ConvTransformerForMOSRegression",
+    "ConvTransformerMOSConfig",
+    "SpeechQualityPipeline",
+    "XLSRForMOSRegression",
+    "XLSRMOSConfig",
+    "__version__",
+    "iter_scores",
+    "load_audio",
+    "load_model",
+    "score",
+    "student_config",
+]

@@ -1,0 +1,198 @@
+"""`hf-sqa`: one entry point; every subcommand is a thin wrapper over a documented Python function."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from .audio import find_audio_files
+
+SCORE_COLUMNS = ["path", "mos", "error", "silent", "duration_s"]
+SEGMENT_COLUMNS = ["path", "segment", "start_s", "end_s", "mos", "error", "silent"]
+
+
+def _expand_inputs(paths: list[str], file_list: str | None, recursive: bool) -> list[str]:
+    """Folders become the audio files inside them; a file list adds one path per line (blank lines and
+    lines starting with # are skipped). Missing paths stay in the list and fail as bad inputs."""
+    inputs: list[str] = []
+    for path in paths:
+        if Path(path).is_dir():
+            found = find_audio_files(path, recursive=recursive)
+            if not found:
+                print(f"hf-sqa: warning: no audio files in folder {path}", file=sys.stderr)
+            inputs.extend(str(p) for p in found)
+        else:
+            inputs.append(path)
+    if file_list:
+        lines = Path(file_list).read_text().splitlines()
+        inputs.extend(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#"))
+    return inputs
+
+
+def _format_mos(value: float) -> str:
+    return "" if value != value else f"{value:.4f}"  # NaN -> empty
+
+
+class _ResultWriter:
+    """Streams results to CSV / JSONL as they come (so a long run's output is usable while it runs),
+    or collects them for a table on stdout."""
+
+    def __init__(self, output: str | None, segments: bool):
+        self.segments = segments
+        self.rows: list = []
+        self.handle = None
+        self.format = None
+        if output:
+            suffix = Path(output).suffix.lower()
+            if suffix not in (".csv", ".jsonl"):
+                raise SystemExit(f"hf-sqa: --output must end in .csv or .jsonl, got {output}")
+            Path(output).parent.mkdir(parents=True, exist_ok=True)
+            self.handle = open(output, "w", newline="")
+            self.format = suffix[1:]
+            if self.format == "csv":
+                self.csv = csv.writer(self.handle)
+                self.csv.writerow(SEGMENT_COLUMNS if segments else SCORE_COLUMNS)
+
+    def write(self, result) -> None:
+        if self.handle is None:
+            self.rows.append(result)
+        elif self.format == "jsonl":
+            record = {
+                "path": result.source, "mos": None if result.error else result.mos, "error": result.error,
+                "silent": result.is_silent, "duration_s": None if result.error else result.duration,
+            }
+            if self.segments:
+                record["segments"] = [{"start_s": s.start, "end_s": s.end, "mos": s.mos} for s in result.segments]
+            self.handle.write(json.dumps(record) + "\n")
+        elif self.segments:
+            self.csv.writerow([result.source, "", "", "", _format_mos(result.mos), result.error or "", result.is_silent])
+            for k, segment in enumerate(result.segments):
+                self.csv.writerow([result.source, k, f"{segment.start:.3f}", f"{segment.end:.3f}",
+                                   _format_mos(segment.mos), "", result.is_silent])
+        else:
+            self.csv.writerow([result.source, _format_mos(result.mos), result.error or "", result.is_silent,
+                               "" if result.error else f"{result.duration:.3f}"])
+        if self.handle is not None:
+            self.handle.flush()
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            return
+        width = max([len(r.source) for r in self.rows] + [4])
+        print(f"{'path':<{width}}  {'mos':>6}  note")
+        for result in self.rows:
+            note = result.error or ("digital silence" if result.is_silent else "")
+            print(f"{result.source:<{width}}  {_format_mos(result.mos):>6}  {note}".rstrip())
+            if self.segments:
+                for segment in result.segments:
+                    print(f"{'':<{width}}  {segment.mos:6.4f}  window {segment.start:.2f}-{segment.end:.2f} s")
+
+
+def cmd_score(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .scoring import iter_scores, load_model
+
+    inputs = _expand_inputs(args.paths, args.file_list, args.recursive)
+    if not inputs:
+        print("hf-sqa: nothing to score (give files, folders or --file-list)", file=sys.stderr)
+        return 2
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("hf-sqa: --device cuda requested but CUDA is not available", file=sys.stderr)
+        return 2
+    model = load_model(args.model, device=args.device)
+    writer = _ResultWriter(args.output, args.segments)
+    failures = 0
+    try:
+        results = iter_scores(inputs, model, batch_size=args.batch_size, channel=args.channel,
+                              num_workers=args.workers)
+        for result in tqdm(results, total=len(inputs), desc="scoring", unit="file", file=sys.stderr,
+                           disable=args.quiet):
+            failures += not result.ok
+            writer.write(result)
+    finally:
+        writer.close()
+    if failures:
+        print(f"hf-sqa: {failures} of {len(inputs)} inputs could not be scored", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def cmd_convert(args) -> int:
+    if args.source == "distillmos":
+        from .convert import convert_distillmos
+
+        model = convert_distillmos(args.output_dir, weights=args.weights)
+    else:
+        from .convert import convert_xls_r_sqa
+
+        model = convert_xls_r_sqa(args.head_weights, args.output_dir, backbone=args.backbone, layers=args.layers)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"wrote {type(model).__name__} ({params / 1e6:.2f} M parameters) to {args.output_dir}")
+    return 0
+
+
+def cmd_presets(args) -> int:
+    from .models import STUDENT_PRESETS, ConvTransformerForMOSRegression, student_config
+
+    print(f"{'preset':<14} {'parameters':>11}")
+    for name in STUDENT_PRESETS:
+        model = ConvTransformerForMOSRegression(student_config(name))
+        print(f"{name:<14} {sum(p.numel() for p in model.parameters()):>11,}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-sqa", description="Speech quality assessment (MOS) on the Hugging Face stack.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    score = commands.add_parser("score", help="predict MOS for audio files")
+    score.add_argument("paths", nargs="*", help="audio files or folders")
+    score.add_argument("--model", default="distillmos", help="built-in name, checkpoint folder or Hub id (default: distillmos)")
+    score.add_argument("--recursive", action="store_true", help="look for audio in subfolders of folders too")
+    score.add_argument("--file-list", help="text file with one audio path per line")
+    score.add_argument("--output", help="write results to OUT.csv or OUT.jsonl (default: table on stdout)")
+    score.add_argument("--batch-size", type=int, default=8, help="clips per model forward (default 8)")
+    score.add_argument("--segments", action="store_true", help="also report every 7.68 s window's score")
+    score.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    score.add_argument("--channel", type=int, default=None, help="score channel N (0 = first) instead of the mono mix")
+    score.add_argument("--workers", type=int, default=2, help="background decoding threads (default 2)")
+    score.add_argument("--quiet", action="store_true", help="no progress bar")
+    score.set_defaults(func=cmd_score)
+
+    convert = commands.add_parser("convert", help="import released weights as an hf_sqa checkpoint")
+    sources = convert.add_subparsers(dest="source", required=True)
+    distillmos = sources.add_parser("distillmos", help="Distill-MOS v7 (pip distillmos)")
+    distillmos.add_argument("output_dir")
+    distillmos.add_argument("--weights", help="distill_mos_v7.pt (default: the installed distillmos wheel's)")
+    xlsr = sources.add_parser("xls-r-sqa", help="an XLS-R-SQA head (lcn-kul/xls-r-analysis-sqa) on its XLS-R backbone")
+    xlsr.add_argument("head_weights", help="released head file, e.g. model_300m_lay21_full.pt")
+    xlsr.add_argument("output_dir")
+    xlsr.add_argument("--backbone", help="Hub id or folder of the wav2vec 2.0 / XLS-R backbone (default from the file name)")
+    xlsr.add_argument("--layers", type=int, nargs="+", help="hidden layers the head reads (default from the file name)")
+    convert.set_defaults(func=cmd_convert)
+
+    presets = commands.add_parser("presets", help="list the student presets and their sizes")
+    presets.set_defaults(func=cmd_presets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"hf-sqa: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""hf_sqa model families. Importing this registers them with transformers' Auto classes, and marks them
+so that `save_pretrained` writes the flat remote-code files next to the weights."""
+
+from transformers import AutoConfig, AutoModel
+
+from .configuration_conv_transformer_mos import STUDENT_PRESETS, ConvTransformerMOSConfig, student_config
+from .configuration_mos import MOSConfig
+from .configuration_xlsr_mos import XLSRMOSConfig
+from .modeling_conv_transformer_mos import ConvTransformerForMOSRegression
+from .modeling_mos import MOSPreTrainedModel, MOSRegressionOutput
+from .modeling_xlsr_mos import XLSRForMOSRegression
+
+for _config_class, _model_class in (
+    (XLSRMOSConfig, XLSRForMOSRegression),
+    (ConvTransformerMOSConfig, ConvTransformerForMOSRegression),
+):
+    AutoConfig.register(_config_class.model_type, _config_class, exist_ok=True)
+    AutoModel.register(_config_class, _model_class, exist_ok=True)
+    _config_class.register_for_auto_class()
+    _model_class.register_for_auto_class("AutoModel")
+
+__all__ = [
+    "STUDENT_PRESETS",
+    "ConvTransformerForMOSRegression",
+    "ConvTransformerMOSConfig",
+    "MOSConfig",
+    "MOSPreTrainedModel",
+    "MOSRegressionOutput",
+    "XLSRForMOSRegression",
+    "XLSRMOSConfig",
+    "student_config",
+]

@@ -1,0 +1,65 @@
+"""A transformers `pipeline` task for the hf_sqa models: "speech-quality-assessment".
+
+    >>> import hf_sqa  # registers the task
+    >>> from transformers import pipeline
+    >>> sqa = pipeline("speech-quality-assessment", model=hf_sqa.load_model("distillmos"))
+    >>> sqa("clip.wav")
+    {'mos': 3.9, 'silent': False, 'segments': [{'start': 0.0, 'end': 3.2, 'mos': 3.9}]}
+
+Inputs are what `hf_sqa.audio.load_audio` takes: a path, or an array with `sampling_rate=`.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoModel, Pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
+
+from .audio import load_audio
+
+TASK = "speech-quality-assessment"
+
+
+class SpeechQualityPipeline(Pipeline):
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+    def _sanitize_parameters(self, sampling_rate=None, channel=None, **kwargs):
+        preprocess = {}
+        if sampling_rate is not None:
+            preprocess["sampling_rate"] = sampling_rate
+        if channel is not None:
+            preprocess["channel"] = channel
+        return preprocess, {}, {}
+
+    def preprocess(self, inputs, sampling_rate=None, channel=None):
+        audio = load_audio(
+            inputs, sampling_rate=sampling_rate, channel=channel,
+            target_sampling_rate=self.model.config.sampling_rate,
+        )
+        return {
+            "input_values": torch.from_numpy(audio.samples)[None],
+            "silent": audio.is_silent,
+            "num_samples": len(audio.samples),
+        }
+
+    def _forward(self, model_inputs):
+        output = self.model(input_values=model_inputs["input_values"])
+        return {"output": output, "silent": model_inputs["silent"], "num_samples": model_inputs["num_samples"]}
+
+    def postprocess(self, model_outputs):
+        output = model_outputs["output"]
+        rate, window = self.model.config.sampling_rate, self.model.config.window_length
+        valid = output.window_mask[0].cpu()
+        starts = output.window_starts[0].cpu()[valid].tolist()
+        window_mos = output.window_mos[0].float().cpu()[valid].tolist()
+        segments = [
+            {"start": start / rate, "end": min(start + window, model_outputs["num_samples"]) / rate, "mos": value}
+            for start, value in zip(starts, window_mos)
+        ]
+        return {"mos": float(output.mos[0]), "silent": bool(model_outputs["silent"]), "segments": segments}
+
+
+PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=SpeechQualityPipeline, pt_model=AutoModel, type="audio")

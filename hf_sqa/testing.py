@@ -1,0 +1,103 @@
+"""Reusable test dummies: tiny random configs, synthetic clips, and the `distillmos` reference import.
+
+Used by the test suite and handy for downstream tests; nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .models import ConvTransformerMOSConfig, XLSRMOSConfig
+
+
+def tiny_student_config(**overrides) -> ConvTransformerMOSConfig:
+    """A ConvTransformer of a few thousand parameters with the real front-end geometry."""
+    fields = dict(
+        conv_channels=[4, 4, 8, 8, 8, 8], head_hidden_size=8, head_num_layers=1, head_num_heads=2,
+        head_ffn_size=16,
+    )
+    return ConvTransformerMOSConfig(**{**fields, **overrides})
+
+
+def tiny_wav2vec2_config(hidden_size: int = 32, num_hidden_layers: int = 4, **overrides) -> dict:
+    """A wav2vec 2.0 backbone config (XLS-R style: stable layer norm, layer-norm conv encoder) that runs
+    in milliseconds but keeps the real 320x downsampling (7 conv layers, strides 5,2,2,2,2,2,2)."""
+    fields = dict(
+        hidden_size=hidden_size,
+        num_hidden_layers=num_hidden_layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden_size,
+        conv_dim=[16] * 7,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        do_stable_layer_norm=True,
+        feat_extract_norm="layer",
+        conv_bias=True,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        feat_proj_dropout=0.0,
+        layerdrop=0.0,
+        mask_time_prob=0.0,
+    )
+    return {**fields, **overrides}
+
+
+def tiny_xlsr_config(feature_layers=(2,), layer_fusion="single", **overrides) -> XLSRMOSConfig:
+    wav2vec2 = overrides.pop("wav2vec2_config", None) or tiny_wav2vec2_config()
+    fields = dict(head_hidden_size=8, head_num_layers=1, head_num_heads=2, head_ffn_size=16)
+    return XLSRMOSConfig(
+        wav2vec2_config=wav2vec2, feature_layers=list(feature_layers) if feature_layers else None,
+        layer_fusion=layer_fusion, **{**fields, **overrides},
+    )
+
+
+def synthetic_speech(seconds: float, sampling_rate: int = 16000, seed: int = 0, noise_db: float | None = None) -> np.ndarray:
+    """A speech-like clip: a gliding harmonic voice with syllable-rate amplitude modulation and pauses,
+    optionally with white noise at `noise_db` dB SNR. float32 in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sampling_rate)) / sampling_rate
+    f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, np.pi))
+    phase = 2 * np.pi * np.cumsum(f0) / sampling_rate
+    voice = sum(np.sin(k * phase) / k for k in range(1, 15))
+    syllables = np.clip(np.sin(2 * np.pi * 4.0 * t + rng.uniform(0, np.pi)), 0, None) ** 2
+    pauses = (np.sin(2 * np.pi * 0.35 * t) > -0.7).astype(float)
+    clip = voice * syllables * pauses
+    clip = 0.3 * clip / (np.abs(clip).max() + 1e-9)
+    if noise_db is not None:
+        noise = rng.standard_normal(len(clip))
+        clip = clip + noise * np.sqrt(np.mean(clip**2) / 10 ** (noise_db / 10))
+    return np.clip(clip, -1, 1).astype(np.float32)
+
+
+def write_clip(path: str | Path, samples: np.ndarray, sampling_rate: int = 16000, **soundfile_kwargs) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, samples, sampling_rate, **soundfile_kwargs)
+    return path
+
+
+def import_distillmos():
+    """The `distillmos` package (reference implementation), imported without torchaudio.
+
+    It imports torchaudio at module level only for its CLI; a stand-in module is placed in sys.modules
+    for the import and removed afterwards, so nothing else mistakes it for a real torchaudio.
+    """
+    import transformers  # noqa: F401  (import first: it probes for torchaudio itself)
+
+    if "distillmos" in sys.modules:
+        return sys.modules["distillmos"]
+    had_torchaudio = "torchaudio" in sys.modules
+    if not had_torchaudio:
+        sys.modules["torchaudio"] = types.ModuleType("torchaudio")
+    try:
+        return importlib.import_module("distillmos")
+    finally:
+        if not had_torchaudio:
+            del sys.modules["torchaudio"]

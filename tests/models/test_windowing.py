@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from hf_sqa.models.windowing import average_per_item, make_windows, pad_per_item, window_starts
+
+WINDOW, HOP = 122880, 16000
+
+
+@pytest.mark.parametrize(
+    "num_samples, expected",
+    [
+        (1000, [0]),
+        (WINDOW, [0]),
+        (WINDOW + 1, [0, 1]),  # overhang 1 -> ceil(1/16000)+1 = 2 windows
+        (160000, [0, 12373, 24746, 37120]),  # 10 s: overhang 37120 -> 4 windows, linspace starts
+        (WINDOW + 2 * HOP, [0, 16000, 32000]),
+    ],
+)
+def test_window_starts_follow_distillmos_rule(num_samples, expected):
+    assert window_starts(num_samples, WINDOW, HOP) == expected
+
+
+def test_windows_cover_long_clip_with_bounded_hops():
+    for num_samples in (200_000, 500_001, 1_234_567):
+        starts = window_starts(num_samples, WINDOW, HOP)
+        assert starts[0] == 0 and starts[-1] + WINDOW == num_samples
+        assert max(b - a for a, b in zip(starts, starts[1:])) <= HOP
+
+
+def test_window_starts_refuses_empty():
+    with pytest.raises(ValueError, match="0 samples"):
+        window_starts(0, WINDOW, HOP)
+
+
+def test_make_windows_slices_and_zero_pads_each_item():
+    window, hop = 10, 4
+    values = torch.arange(1, 31, dtype=torch.float32).reshape(2, 15)
+    values[1, 6:] = 99.0  # padding garbage past item 1's length must not leak into its window
+    batch = make_windows(values, torch.tensor([15, 6]), window, hop)
+    # item 0: overhang 5 -> ceil(5/4)+1 = 3 windows at 0, 2, 5; item 1: one zero-padded window
+    assert batch.item_index.tolist() == [0, 0, 0, 1]
+    assert batch.starts.tolist() == [0, 2, 5, 0]
+    assert batch.lengths.tolist() == [10, 10, 10, 6]
+    assert torch.equal(batch.windows[1], values[0, 2:12])
+    assert torch.equal(batch.windows[2], values[0, 5:15])
+    assert torch.equal(batch.windows[3, :6], values[1, :6])
+    assert torch.all(batch.windows[3, 6:] == 0)
+
+
+def test_average_and_pad_per_item():
+    scores = torch.tensor([1.0, 2.0, 3.0, 5.0])
+    items = torch.tensor([0, 0, 0, 1])
+    assert torch.allclose(average_per_item(scores, items, 2), torch.tensor([2.0, 5.0]))
+    grid, mask = pad_per_item(scores, items, 2)
+    assert mask.tolist() == [[True, True, True], [True, False, False]]
+    assert grid[0].tolist() == [1.0, 2.0, 3.0] and grid[1, 0] == 5.0 and torch.isnan(grid[1, 1:]).all()

@@ -1,0 +1,109 @@
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hf_sqa.cli import main
+from hf_sqa.models import ConvTransformerForMOSRegression
+from hf_sqa.testing import synthetic_speech, tiny_student_config, write_clip
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny"
+    ConvTransformerForMOSRegression(tiny_student_config()).save_pretrained(path)
+    return path
+
+
+def _read_csv(path):
+    return list(csv.DictReader(open(path)))
+
+
+def test_score_folder_to_csv(tiny_checkpoint, clip_folder, tmp_path, capsys):
+    out = tmp_path / "scores.csv"
+    assert main(["score", str(clip_folder), "--model", str(tiny_checkpoint), "--output", str(out), "--quiet"]) == 0
+    rows = _read_csv(out)
+    assert [Path(r["path"]).name for r in rows] == ["clean.wav", "noisy.wav"]  # not recursive by default
+    assert all(1 <= float(r["mos"]) <= 5 and r["error"] == "" for r in rows)
+    assert float(rows[1]["duration_s"]) == pytest.approx(9.0)
+
+
+def test_recursive_segments_jsonl_channel_and_file_list(tiny_checkpoint, clip_folder, tmp_path):
+    out = tmp_path / "scores.jsonl"
+    assert main(["score", str(clip_folder), "--recursive", "--segments", "--model", str(tiny_checkpoint),
+                 "--output", str(out), "--quiet", "--batch-size", "2"]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [Path(r["path"]).name for r in records] == ["clean.wav", "noisy.wav", "stereo.flac"]
+    assert [len(r["segments"]) for r in records] == [1, 3, 1]
+    assert records[1]["segments"][2] == pytest.approx({"start_s": 1.32, "end_s": 9.0, "mos": records[1]["segments"][2]["mos"]})
+
+    # speech on the left channel, digital silence on the right: the silent flag shows which was read
+    speech = synthetic_speech(2.0)
+    stereo = write_clip(tmp_path / "half.wav", np.stack([speech, np.zeros_like(speech)], axis=1))
+    file_list = tmp_path / "list.txt"
+    file_list.write_text(f"# one stereo clip\n{stereo}\n\n")
+    left, right = tmp_path / "left.csv", tmp_path / "right.csv"
+    for channel, target in ((0, left), (1, right)):
+        assert main(["score", "--file-list", str(file_list), "--channel", str(channel), "--model",
+                     str(tiny_checkpoint), "--output", str(target), "--quiet"]) == 0
+    assert _read_csv(left)[0]["silent"] == "False" and _read_csv(right)[0]["silent"] == "True"
+
+
+def test_segments_csv_has_a_row_per_window(tiny_checkpoint, clip_folder, tmp_path):
+    out = tmp_path / "segments.csv"
+    assert main(["score", str(clip_folder / "noisy.wav"), "--segments", "--model", str(tiny_checkpoint),
+                 "--output", str(out), "--quiet"]) == 0
+    rows = _read_csv(out)
+    assert [r["segment"] for r in rows] == ["", "0", "1", "2"]
+    assert np.mean([float(r["mos"]) for r in rows[1:]]) == pytest.approx(float(rows[0]["mos"]), abs=1e-3)
+    assert rows[3]["start_s"] == "1.320" and rows[3]["end_s"] == "9.000"
+
+
+def test_table_on_stdout_flags_silence(tiny_checkpoint, tmp_path, capsys):
+    clip = write_clip(tmp_path / "silence.wav", np.zeros(16000, np.float32))
+    assert main(["score", str(clip), "--model", str(tiny_checkpoint), "--quiet"]) == 0
+    assert "digital silence" in capsys.readouterr().out
+
+
+def test_console_script_exit_status_with_one_bad_file(tiny_checkpoint, clip_folder, tmp_path):
+    """The installed `hf-sqa` executable: a truncated file among good ones is reported, the rest scored,
+    and the exit status is 1; all good gives 0."""
+    broken = write_clip(tmp_path / "broken.flac", synthetic_speech(2.0))
+    broken.write_bytes(broken.read_bytes()[:3000])
+    out = tmp_path / "mixed.csv"
+    exe = Path(sys.executable).with_name("hf-sqa")
+    cmd = [str(exe), "score", str(clip_folder / "clean.wav"), str(broken), str(clip_folder / "noisy.wav"),
+           "--model", str(tiny_checkpoint), "--output", str(out)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=os.environ.copy())
+    assert run.returncode == 1, run.stderr
+    rows = _read_csv(out)
+    assert [Path(r["path"]).name for r in rows] == ["clean.wav", "broken.flac", "noisy.wav"]
+    assert rows[1]["mos"] == "" and "corrupt or truncated" in rows[1]["error"]
+    assert rows[0]["error"] == rows[2]["error"] == ""
+    assert "1 of 3 inputs could not be scored" in run.stderr
+    assert "scoring" in run.stderr  # tqdm progress bar on stderr
+
+    good_only = [arg for arg in cmd if arg != str(broken)]
+    good = subprocess.run(good_only, capture_output=True, text=True, timeout=300)
+    assert good.returncode == 0, good.stderr
+
+
+def test_convert_distillmos_cli(tmp_path, capsys):
+    assert main(["convert", "distillmos", str(tmp_path / "dm")]) == 0
+    assert "4.13 M parameters" in capsys.readouterr().out
+    assert (tmp_path / "dm" / "model.safetensors").is_file()
+
+
+def test_usage_errors(tiny_checkpoint, tmp_path, capsys):
+    assert main(["score", "--model", str(tiny_checkpoint)]) == 2
+    assert main(["score", "x.wav", "--model", str(tmp_path / "no-such-model")]) == 2
+    assert "neither a built-in name" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="must end in .csv or .jsonl"):
+        main(["score", "x.wav", "--model", str(tiny_checkpoint), "--output", str(tmp_path / "x.txt")])
