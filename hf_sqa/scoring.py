@@ -21,6 +21,7 @@ from .audio import Audio, AudioError, load_audio
 from .models import MOSPreTrainedModel
 
 DEFAULT_MODEL = "distillmos"
+PRECISIONS = ("fp32", "bf16")
 
 
 def cache_dir() -> Path:
@@ -109,8 +110,13 @@ class ScoreResult:
         return self.error is None
 
 
-def _score_batch(model: MOSPreTrainedModel, audios: list[Audio]) -> tuple[np.ndarray, list[list[Segment]]]:
-    """MOS per clip and its windows; all windows of the batch run in one forward."""
+def _score_batch(
+    model: MOSPreTrainedModel, audios: list[Audio], precision: str
+) -> tuple[np.ndarray, list[list[Segment]]]:
+    """MOS per clip and its windows; all windows of the batch run in one forward.
+
+    precision "bf16" runs the model under bfloat16 autocast (the MOS head stays float32).
+    """
     device = next(model.parameters()).device
     lengths = [len(audio.samples) for audio in audios]
     batch = np.zeros((len(audios), max(lengths)), dtype=np.float32)
@@ -118,7 +124,8 @@ def _score_batch(model: MOSPreTrainedModel, audios: list[Audio]) -> tuple[np.nda
     for row, audio in enumerate(audios):
         batch[row, : lengths[row]] = audio.samples
         mask[row, : lengths[row]] = 1
-    with torch.inference_mode():
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    with torch.inference_mode(), autocast:
         output = model(torch.from_numpy(batch).to(device), attention_mask=torch.from_numpy(mask).to(device))
     mos = output.mos.float().cpu().numpy()
     window_mos = output.window_mos.float().cpu().numpy()
@@ -143,11 +150,18 @@ def iter_scores(
     sampling_rate: int | None = None,
     channel: int | None = None,
     num_workers: int = 2,
+    precision: str = "fp32",
 ) -> Iterator[ScoreResult]:
     """Score inputs in order, yielding one `ScoreResult` per input; a bad input yields a result with its
-    `error` and scoring goes on. Array inputs need `sampling_rate`."""
+    `error` and scoring goes on. Array inputs need `sampling_rate`.
+
+    precision: "fp32" (exact), or "bf16" to run the model's heavy layers in bfloat16 (on CPUs with AMX or
+    AVX512-BF16 and on GPUs: several times faster, scores move by about 1e-3; see README, Speed).
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     target_rate = model.config.sampling_rate
 
     def load(index: int, item) -> Audio:
@@ -181,7 +195,7 @@ def iter_scores(
         def flush():
             audios = [audio for _, audio in pending if audio is not None]
             if audios:
-                mos, segments = _score_batch(model, audios)
+                mos, segments = _score_batch(model, audios, precision)
                 scored = iter(zip(mos, segments))
                 for result, audio in pending:
                     if audio is not None:
@@ -213,6 +227,7 @@ def score(
     batch_size: int = 8,
     channel: int | None = None,
     device: str | torch.device | None = None,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """MOS (float32 array, one per input) for one path / array or a list of them.
 
@@ -226,7 +241,8 @@ def score(
     elif device is not None:
         model.to(device)
     values = np.empty(len(items), dtype=np.float32)
-    for result in iter_scores(items, model, batch_size=batch_size, sampling_rate=sampling_rate, channel=channel):
+    for result in iter_scores(items, model, batch_size=batch_size, sampling_rate=sampling_rate, channel=channel,
+                              precision=precision):
         if result.error is not None:
             raise AudioError(result.source, result.error)
         values[result.index] = result.mos

@@ -19,7 +19,8 @@ class MOSConfig(PreTrainedConfig):
         Largest distance in samples between the starts of consecutive windows of a long clip; the windows
         are spread evenly so the last one ends at the clip's end (Distill-MOS's rule).
     max_windows_per_forward (`int`, defaults to 256):
-        Memory bound only: a batch whose windows exceed this number runs them in chunks of this size.
+        Memory bound: a batch whose windows exceed this number runs them in chunks of this size (CPU
+        inference uses chunks of at most 4, which the CPU caches favour).
     head_hidden_size (`int`, defaults to 32):
         Width of the head's transformer (the down-projection size).
     head_num_layers (`int`, defaults to 4):

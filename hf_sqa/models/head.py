@@ -81,6 +81,13 @@ class MOSHead(nn.Module):
         self.pooling = AttentionPooling(hidden_size, dropout)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        # The head is a few percent of the compute, and its attention pooling and sigmoid are sensitive to
+        # precision: it runs in its parameters' dtype even under autocast (benchmarks/score_speed.py:
+        # a bfloat16 head moved Distill-MOS scores by up to 5e-3, a float32 head by 7e-4)
+        with torch.autocast(features.device.type, enabled=False):
+            return self._forward(features.to(self.projection.weight.dtype))
+
+    def _forward(self, features: torch.Tensor) -> torch.Tensor:
         # BatchNorm1d normalises dim 1, so go (N, L, C) -> (N, C, L) and back
         hidden = self.input_norm(features.transpose(1, 2)).transpose(1, 2)
         hidden = self.projection_dropout(self.projection(hidden))  # (N, L, d)

@@ -70,18 +70,13 @@ def make_windows(
             starts.append(start)
             valid.append(min(window_length, int(length) - start))
     device = input_values.device
+    # one slice copy per window (windows are few); samples past a clip's end stay zero
+    windows = input_values.new_zeros(len(starts), window_length)
+    for row, (item, start, count) in enumerate(zip(item_index, starts, valid)):
+        windows[row, :count] = input_values[item, start : start + count]
     item_index_t = torch.tensor(item_index, dtype=torch.long, device=device)
     starts_t = torch.tensor(starts, dtype=torch.long, device=device)
     valid_t = torch.tensor(valid, dtype=torch.long, device=device)
-
-    # Gather (num_windows, window_length) with one advanced-indexing op; positions past a clip's
-    # end (or past the padded batch) read a zero column appended on the right.
-    padded_length = max(input_values.shape[1], int((starts_t + window_length).max().item()))
-    padded = torch.nn.functional.pad(input_values, (0, padded_length - input_values.shape[1]))
-    offsets = torch.arange(window_length, device=device)
-    sample_index = starts_t[:, None] + offsets[None, :]  # (num_windows, window_length)
-    windows = padded[item_index_t[:, None], sample_index]
-    windows = windows * (offsets[None, :] < valid_t[:, None]).to(windows.dtype)
     return WindowBatch(windows=windows, lengths=valid_t, item_index=item_index_t, starts=starts_t)
 
 

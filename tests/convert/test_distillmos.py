@@ -35,6 +35,15 @@ def test_batched_file_scoring_equals_distillmos_clip_by_clip(distillmos_model, r
     assert np.allclose(ours, expected, atol=1e-4)
 
 
+def test_bf16_precision_stays_close_to_exact_scores(distillmos_model, tmp_path):
+    clips = [synthetic_speech(s, seed=10 + i, noise_db=db) for i, (s, db) in enumerate([(3.0, None), (10.0, 0), (9.0, 25)])]
+    exact = score(clips, model=distillmos_model, sampling_rate=16000)
+    fast = score(clips, model=distillmos_model, sampling_rate=16000, precision="bf16")
+    assert np.max(np.abs(fast - exact)) < 2e-3
+    with pytest.raises(ValueError, match="precision must be one of"):
+        score(clips, model=distillmos_model, sampling_rate=16000, precision="fp16")
+
+
 @pytest.mark.skipif(not (SHARED_MOS_CORPUS / "labels.csv").is_file(), reason="shared bvrnn_mushra corpus absent")
 def test_scores_equal_distillmos_on_real_codec_clips(distillmos_model, reference_distillmos):
     import csv

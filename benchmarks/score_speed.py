@@ -1,0 +1,89 @@
+"""Scoring speed: hf_sqa's Distill-MOS import vs the `distillmos` package, same clips, same process.
+
+Seconds of audio scored per wall-clock second on 10 s clips, with 2 torch threads, batch 1 and batch 8,
+exact (fp32) and with bfloat16 autocast (bf16; the MOS head stays float32).
+The package path is what its own inference loop does (one clip at a time: decode, then its forward,
+which re-runs the overlapping 7.68 s windows); decoding uses soundfile for both (torchaudio is not used
+here). Also prints the largest score difference between the two.
+
+    python benchmarks/score_speed.py [--clips 16] [--seconds 10] [--threads 2] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+import hf_sqa
+from hf_sqa.testing import import_distillmos, synthetic_speech, write_clip
+
+
+def make_clips(folder: Path, count: int, seconds: float) -> list[str]:
+    return [
+        str(write_clip(folder / f"clip{i:02d}.wav", synthetic_speech(seconds, seed=i, noise_db=5 + 3 * (i % 8))))
+        for i in range(count)
+    ]
+
+
+def score_with_distillmos_package(model, paths: list[str]) -> np.ndarray:
+    scores = []
+    with torch.no_grad():
+        for path in paths:
+            samples, _ = sf.read(path, dtype="float32")
+            scores.append(model(torch.from_numpy(samples)[None]).item())
+    return np.array(scores)
+
+
+def best_time(run, repeats: int) -> tuple[float, np.ndarray]:
+    """Fastest of `repeats` timed runs after one warm-up run (first-call allocations, thread start-up)."""
+    result = run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = run()
+        times.append(time.perf_counter() - start)
+    return min(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    reference = import_distillmos().ConvTransformerSQAModel().eval()
+    ours = hf_sqa.load_model("distillmos")
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = make_clips(Path(tmp), args.clips, args.seconds)
+        audio_seconds = args.clips * args.seconds
+        package_time, package_scores = best_time(lambda: score_with_distillmos_package(reference, paths), args.repeats)
+        rows = [("distillmos package (clip by clip)", package_time, package_scores)]
+        for precision in ("fp32", "bf16"):
+            for batch_size in (1, 8):
+                elapsed, scores = best_time(
+                    lambda: np.array([
+                        r.mos for r in hf_sqa.iter_scores(paths, ours, batch_size=batch_size, precision=precision)
+                    ]),
+                    args.repeats,
+                )
+                rows.append((f"hf_sqa {precision} batch {batch_size}", elapsed, scores))
+
+    print(f"{args.clips} clips x {args.seconds:g} s, {args.threads} threads, torch {torch.__version__}, "
+          f"best of {args.repeats}")
+    print(f"{'path':<36} {'audio s / wall s':>17} {'ratio vs package':>17} {'max |dMOS|':>11}")
+    for name, elapsed, scores in rows:
+        print(f"{name:<36} {audio_seconds / elapsed:>17.1f} {package_time / elapsed:>16.2f}x "
+              f"{np.max(np.abs(scores - package_scores)):>11.2e}")
+
+
+if __name__ == "__main__":
+    main()
