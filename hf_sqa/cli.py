@@ -102,8 +102,8 @@ def cmd_score(args) -> int:
     if not inputs:
         print("hf-sqa: nothing to score (give files, folders or --file-list)", file=sys.stderr)
         return 2
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("hf-sqa: --device cuda requested but CUDA is not available", file=sys.stderr)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"hf-sqa: --device {args.device} requested but CUDA is not available", file=sys.stderr)
         return 2
     model = load_model(args.model, device=args.device)
     writer = _ResultWriter(args.output, args.segments)

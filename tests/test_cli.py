@@ -101,6 +101,21 @@ def test_convert_distillmos_cli(tmp_path, capsys):
     assert (tmp_path / "dm" / "model.safetensors").is_file()
 
 
+def test_presets_lists_every_size(capsys):
+    from hf_sqa.models import STUDENT_PRESETS
+
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert "4,133,226" in out and all(name in out for name in STUDENT_PRESETS)
+
+
+def test_cuda_request_without_cuda_is_a_usage_error(tiny_checkpoint, clip_folder, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["score", str(clip_folder), "--model", str(tiny_checkpoint), "--device", "cuda:0"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+
+
 def test_usage_errors(tiny_checkpoint, tmp_path, capsys):
     assert main(["score", "--model", str(tiny_checkpoint)]) == 2
     assert main(["score", "x.wav", "--model", str(tmp_path / "no-such-model")]) == 2

@@ -90,6 +90,18 @@ def test_convert_writes_a_loadable_checkpoint(size, kind, saved_backbones, tmp_p
         assert torch.allclose(model(audio).mos, reloaded(audio).mos, atol=1e-6)
 
 
+def test_convert_cli(saved_backbones, tmp_path, capsys):
+    from hf_sqa.cli import main
+
+    path = next(p for p in RELEASED if p.name.startswith("model_300m_fusion"))
+    assert main(["convert", "xls-r-sqa", str(path), str(tmp_path / "out"), "--backbone",
+                 str(saved_backbones / "300m"), "--layers", "1", "2"]) == 0
+    assert "XLSRForMOSRegression" in capsys.readouterr().out
+    assert XLSRForMOSRegression.from_pretrained(tmp_path / "out").config.layer_fusion == "fusion"
+    assert main(["convert", "xls-r-sqa", str(tmp_path / "missing.pt"), str(tmp_path / "x")]) == 2
+    assert "no such head weights file" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("seconds", [3.0, 7.68])
 def test_end_to_end_equals_xls_r_sqa_pipeline(seconds, saved_backbones, tmp_path):
     """Our teacher vs XLS-R-SQA's own recipe (feature extractor, full backbone, hidden_states[k], centre
