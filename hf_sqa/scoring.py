@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .audio import Audio, AudioError, load_audio
+from .convert import convert_distillmos
 from .models import MOSPreTrainedModel
 
 DEFAULT_MODEL = "distillmos"
@@ -32,10 +33,8 @@ def cache_dir() -> Path:
     return Path(base) / "hf_sqa"
 
 
-def _builtin_converters():
-    from .convert import convert_distillmos
-
-    return {"distillmos": lambda out: convert_distillmos(out)}
+# built-in model names and the importer that writes each one's checkpoint into the cache
+BUILTIN_MODELS = {"distillmos": convert_distillmos}
 
 
 def builtin_model_path(name: str, cache: str | os.PathLike | None = None) -> Path:
@@ -44,14 +43,13 @@ def builtin_model_path(name: str, cache: str | os.PathLike | None = None) -> Pat
     Conversion writes to a temporary folder that is renamed into place, so a killed or concurrent first
     run never leaves a half-written checkpoint behind.
     """
-    converters = _builtin_converters()
     target = Path(cache or cache_dir()) / name
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     try:
-        converters[name](staging)
+        BUILTIN_MODELS[name](staging)
         try:
             staging.rename(target)
         except OSError:  # another process won the race; its checkpoint is complete
@@ -70,11 +68,11 @@ def load_model(
     from transformers import AutoModel
 
     name = str(name_or_path)
-    if name in _builtin_converters():
+    if name in BUILTIN_MODELS:
         name = str(builtin_model_path(name))
     elif not Path(name).exists() and name.count("/") != 1:
         raise ValueError(
-            f"model {name!r} is neither a built-in name ({', '.join(_builtin_converters())}), "
+            f"model {name!r} is neither a built-in name ({', '.join(BUILTIN_MODELS)}), "
             "an existing checkpoint folder, nor a Hub id (owner/name)"
         )
     model = AutoModel.from_pretrained(name, **kwargs)
@@ -164,14 +162,14 @@ def iter_scores(
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     target_rate = model.config.sampling_rate
 
-    def load(index: int, item) -> Audio:
+    def load(item, label: str) -> Audio:
         is_path = isinstance(item, (str, os.PathLike))
         return load_audio(
             item,
             sampling_rate=None if is_path else sampling_rate,
             channel=channel,
             target_sampling_rate=target_rate,
-            name=None if is_path else f"<array {index}>",
+            name=label,
         )
 
     prefetch = max(2 * batch_size, 4)
@@ -190,7 +188,7 @@ def iter_scores(
                     exhausted = True
                     return
                 label = str(item) if isinstance(item, (str, os.PathLike)) else f"<array {index}>"
-                queue.append((index, label, pool.submit(load, index, item)))
+                queue.append((index, label, pool.submit(load, item, label)))
 
         def flush():
             audios = [audio for _, audio in pending if audio is not None]
@@ -214,6 +212,8 @@ def iter_scores(
                 result = ScoreResult(index, label, is_silent=audio.is_silent, duration=audio.duration)
             except AudioError as error:
                 audio, result = None, ScoreResult(index, label, error=error.reason)
+            except Exception as error:  # a batch job reports what it could not read and goes on
+                audio, result = None, ScoreResult(index, label, error=f"{type(error).__name__}: {error}")
             pending.append((result, audio))
             if sum(a is not None for _, a in pending) >= batch_size:
                 yield from flush()

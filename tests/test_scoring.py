@@ -80,3 +80,19 @@ def test_pipeline_task(tiny_model, clip_folder):
     from_array = sqa(clip, sampling_rate=8000)
     assert from_array["mos"] == pytest.approx(_alone(tiny_model, load_audio(clip, sampling_rate=8000).samples), abs=1e-5)
     assert isinstance(sqa, hf_sqa.SpeechQualityPipeline)
+
+
+def test_unexpected_decoder_failure_becomes_an_error_row(tiny_model, clip_folder, monkeypatch):
+    import hf_sqa.scoring as scoring
+
+    real_load = scoring.load_audio
+
+    def flaky_load(item, **kwargs):
+        if str(item).endswith("noisy.wav"):
+            raise RuntimeError("decoder crashed")
+        return real_load(item, **kwargs)
+
+    monkeypatch.setattr(scoring, "load_audio", flaky_load)
+    paths = [str(clip_folder / "noisy.wav"), str(clip_folder / "clean.wav")]
+    results = list(iter_scores(paths, tiny_model))
+    assert results[0].error == "RuntimeError: decoder crashed" and results[1].ok

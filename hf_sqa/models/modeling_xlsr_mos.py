@@ -19,7 +19,6 @@ class XLSRForMOSRegression(MOSPreTrainedModel):
     config_class = XLSRMOSConfig
     config: XLSRMOSConfig
     base_model_prefix = "wav2vec2"
-    supports_gradient_checkpointing = False
 
     def __init__(self, config: XLSRMOSConfig, backbone: Wav2Vec2Model | None = None):
         super().__init__(config)
@@ -79,12 +78,11 @@ class XLSRForMOSRegression(MOSPreTrainedModel):
         variance = (((input_values - mean) * real) ** 2).sum(-1, keepdim=True) / count
         return (input_values - mean) / torch.sqrt(variance + 1e-7) * real
 
-    def read_hidden_layers(self, windows: torch.Tensor, lengths: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def read_hidden_layers(self, windows: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
         """Run the backbone up to the highest layer read.
 
         windows: (N, samples), lengths: (N,) real samples per window
-        returns one (N, frames, hidden) tensor per `config.feature_layers` entry, zero on padded frames,
-        and the (N, frames) boolean mask of real frames.
+        returns one (N, frames, hidden) tensor per `config.feature_layers` entry, zero on padded frames.
         """
         backbone = self.wav2vec2
         encoder = backbone.encoder
@@ -113,11 +111,10 @@ class XLSRForMOSRegression(MOSPreTrainedModel):
                 hidden = encoder.layer_norm(hidden)  # Identity unless this is the backbone's true top layer
             if index in wanted:
                 read[index] = hidden
-        layers = [read[index].masked_fill(~real_frames[..., None], 0.0) for index in self.config.feature_layers]
-        return layers, real_frames
+        return [read[index].masked_fill(~real_frames[..., None], 0.0) for index in self.config.feature_layers]
 
     def score_windows(self, windows: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        layers, _ = self.read_hidden_layers(windows, lengths)
+        layers = self.read_hidden_layers(windows, lengths)
         # XLS-R-SQA zero-pads its 383 frames per 7.68 s window to 384 before normalising
         missing = self.config.position_scale_length - layers[0].shape[1]
         if missing > 0:

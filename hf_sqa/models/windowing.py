@@ -48,10 +48,6 @@ class WindowBatch:
     item_index: torch.Tensor
     starts: torch.Tensor
 
-    @property
-    def batch_size(self) -> int:
-        return int(self.item_index.max().item()) + 1 if self.item_index.numel() else 0
-
 
 def make_windows(
     input_values: torch.Tensor, lengths: torch.Tensor, window_length: int, max_hop: int
