@@ -31,7 +31,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/score_speed.py
+	$(BIN)/python benchmarks/score_speed.py --breakdown
 
 # regenerate examples/ (needs espeak-ng)
 examples: $(STAMP)

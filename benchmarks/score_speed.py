@@ -6,7 +6,11 @@ The package path is what its own inference loop does (one clip at a time: decode
 which re-runs the overlapping 7.68 s windows); decoding uses soundfile for both (torchaudio is not used
 here). Also prints the largest score difference between the two.
 
-    python benchmarks/score_speed.py [--clips 16] [--seconds 10] [--threads 2] [--repeats 3]
+    python benchmarks/score_speed.py [--clips 16] [--seconds 10] [--threads 2] [--repeats 3] [--breakdown]
+
+--breakdown adds where the time goes: per-window conv-stack time and GMAC/s for the package and for
+hf_sqa, the package's first conv layer, the head's time per window by chunk size, and the score change
+when the MOS head itself runs in bfloat16.
 """
 
 from __future__ import annotations
@@ -51,12 +55,53 @@ def best_time(run, repeats: int) -> tuple[float, np.ndarray]:
     return min(times), result
 
 
+def conv_stack_macs(model) -> int:
+    """Multiply-adds of hf_sqa's conv stack for one window, from the layers' output shapes."""
+    spectrum = model.frontend.compressed_spectrum(torch.zeros(1, model.config.window_length))
+    total, x = 0, spectrum
+    for conv in model.frontend.convs:
+        x = conv(x)
+        total += x.numel() * conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    return total
+
+
+def breakdown(reference, ours, repeats: int) -> None:
+    window = torch.from_numpy(synthetic_speech(ours.config.window_length / 16000, seed=99))[None]
+    with torch.inference_mode():
+        macs = conv_stack_macs(ours)
+        package_conv, _ = best_time(lambda: reference.cnn(window), repeats)
+        our_conv, _ = best_time(lambda: ours.frontend(window), repeats)
+        spectrum = ours.frontend.compressed_spectrum(window)
+        first = reference.cnn.cnn[0]
+        first_time, first_out = best_time(lambda: first(spectrum), repeats)
+        first_macs = first_out.numel() * first.in_channels * 9
+        print(f"conv stack per window ({macs / 1e9:.1f} GMAC): package {package_conv * 1e3:.0f} ms "
+              f"({macs / package_conv / 1e9:.0f} GMAC/s), hf_sqa {our_conv * 1e3:.0f} ms ({macs / our_conv / 1e9:.0f} GMAC/s)")
+        print(f"package first conv (2 -> 64 channels, NCHW): {first_macs / first_time / 1e9:.1f} GMAC/s")
+        features = ours.feature_norm(ours.frontend(window).transpose(1, 2)).transpose(1, 2).repeat(8, 1, 1)
+        for chunk in (1, 4, 8):
+            elapsed, _ = best_time(lambda: [ours.head(features[i : i + chunk]) for i in range(0, 8, chunk)], repeats)
+            print(f"head, chunks of {chunk} windows: {elapsed / 8 * 1e3:.1f} ms/window")
+
+
+def head_precision_effect(reference, ours, paths: list[str]) -> None:
+    """Score change vs the package with a bfloat16 conv stack, for a float32 and a bfloat16 MOS head."""
+    with torch.no_grad():
+        expected = score_with_distillmos_package(reference, paths)
+    for head_dtype in (torch.float32, torch.bfloat16):
+        ours.head.to(head_dtype)
+        scores = np.array([r.mos for r in hf_sqa.iter_scores(paths, ours, precision="bf16")])
+        print(f"bf16 conv stack, {str(head_dtype).split('.')[-1]} head: max |dMOS| {np.max(np.abs(scores - expected)):.1e}")
+    ours.head.to(torch.float32)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--breakdown", action="store_true", help="also show where the time goes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -77,12 +122,15 @@ def main() -> None:
                 )
                 rows.append((f"hf_sqa {precision} batch {batch_size}", elapsed, scores))
 
-    print(f"{args.clips} clips x {args.seconds:g} s, {args.threads} threads, torch {torch.__version__}, "
-          f"best of {args.repeats}")
-    print(f"{'path':<36} {'audio s / wall s':>17} {'ratio vs package':>17} {'max |dMOS|':>11}")
-    for name, elapsed, scores in rows:
-        print(f"{name:<36} {audio_seconds / elapsed:>17.1f} {package_time / elapsed:>16.2f}x "
-              f"{np.max(np.abs(scores - package_scores)):>11.2e}")
+        print(f"{args.clips} clips x {args.seconds:g} s, {args.threads} threads, torch {torch.__version__}, "
+              f"best of {args.repeats}")
+        print(f"{'path':<36} {'audio s / wall s':>17} {'ratio vs package':>17} {'max |dMOS|':>11}")
+        for name, elapsed, scores in rows:
+            print(f"{name:<36} {audio_seconds / elapsed:>17.1f} {package_time / elapsed:>16.2f}x "
+                  f"{np.max(np.abs(scores - package_scores)):>11.2e}")
+        if args.breakdown:
+            head_precision_effect(reference, ours, paths)
+            breakdown(reference, ours, args.repeats)
 
 
 if __name__ == "__main__":

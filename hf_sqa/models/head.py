@@ -82,8 +82,9 @@ class MOSHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         # The head is a few percent of the compute, and its attention pooling and sigmoid are sensitive to
-        # precision: it runs in its parameters' dtype even under autocast (benchmarks/score_speed.py:
-        # a bfloat16 head moved Distill-MOS scores by up to 5e-3, a float32 head by 7e-4)
+        # precision: it runs in its parameters' dtype even under autocast (with a bfloat16 conv stack,
+        # Distill-MOS scores moved by up to 1.0e-2 with a bfloat16 head, 6.4e-4 with a float32 one:
+        # `python benchmarks/score_speed.py --breakdown`)
         with torch.autocast(features.device.type, enabled=False):
             return self._forward(features.to(self.projection.weight.dtype))
 
