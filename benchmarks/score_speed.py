@@ -78,6 +78,10 @@ def breakdown(reference, ours, repeats: int) -> None:
         print(f"conv stack per window ({macs / 1e9:.1f} GMAC): package {package_conv * 1e3:.0f} ms "
               f"({macs / package_conv / 1e9:.0f} GMAC/s), hf_sqa {our_conv * 1e3:.0f} ms ({macs / our_conv / 1e9:.0f} GMAC/s)")
         print(f"package first conv (2 -> 64 channels, NCHW): {first_macs / first_time / 1e9:.1f} GMAC/s")
+        eight = ours.frontend.compressed_spectrum(window.repeat(8, 1)).contiguous(memory_format=torch.channels_last)
+        together, _ = best_time(lambda: ours.frontend._conv_stack_fused(eight), repeats)
+        print(f"hf_sqa conv stack, 8 windows in one call: {together / 8 * 1e3:.0f} ms/window (one at a time: "
+              f"{our_conv * 1e3:.0f})")
         features = ours.feature_norm(ours.frontend(window).transpose(1, 2)).transpose(1, 2).repeat(8, 1, 1)
         for chunk in (1, 4, 8):
             elapsed, _ = best_time(lambda: [ours.head(features[i : i + chunk]) for i in range(0, 8, chunk)], repeats)

@@ -79,8 +79,8 @@ class CompressedSpectrumConvStack(nn.Module):
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         if self._fused_cpu_inference(windows):
             # one window at a time: a window's activations (~30 MB in the first layers) then stay in the
-            # CPU caches between layers (measured while developing, 2 threads: 91 ms/window one at a time,
-            # 109 ms/window in chunks of 8)
+            # CPU caches between layers (Distill-MOS, 2 threads: 93 ms/window one at a time, 111 ms/window
+            # 8 at once; benchmarks/score_speed.py --breakdown)
             x = torch.cat([
                 self._conv_stack_fused(self.compressed_spectrum(window[None]).contiguous(memory_format=torch.channels_last))
                 for window in windows
