@@ -6,6 +6,7 @@ raises `AudioError` naming the input and the reason.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from dataclasses import dataclass
@@ -72,16 +73,22 @@ def _declared_wav_data_bytes(path: Path) -> tuple[int, int] | None:
     return None
 
 
-def _decode_file(path: Path, source: str) -> tuple[np.ndarray, int]:
-    """(time, channels) float32 and the file's sampling rate."""
-    if not path.exists():
-        raise AudioError(source, "file does not exist")
-    if path.is_dir():
-        raise AudioError(source, "is a directory, not an audio file")
-    if path.stat().st_size == 0:
-        raise AudioError(source, "file is empty (0 bytes)")
+def _decode_file(path: Path | bytes, source: str) -> tuple[np.ndarray, int]:
+    """(time, channels) float32 and the sampling rate of a file, or of an encoded file's bytes."""
+    if isinstance(path, (bytes, bytearray)):
+        if len(path) == 0:
+            raise AudioError(source, "audio bytes are empty")
+        opened = io.BytesIO(path)
+    else:
+        if not path.exists():
+            raise AudioError(source, "file does not exist")
+        if path.is_dir():
+            raise AudioError(source, "is a directory, not an audio file")
+        if path.stat().st_size == 0:
+            raise AudioError(source, "file is empty (0 bytes)")
+        opened = path
     try:
-        with sf.SoundFile(path) as handle:
+        with sf.SoundFile(opened) as handle:
             declared_frames = handle.frames
             sampling_rate = handle.samplerate
             data = handle.read(dtype="float32", always_2d=True)
@@ -94,7 +101,7 @@ def _decode_file(path: Path, source: str) -> tuple[np.ndarray, int]:
         raise AudioError(source, f"cannot read: {error}") from error
     if len(data) < declared_frames:
         raise AudioError(source, f"truncated: header declares {declared_frames} frames, only {len(data)} decode")
-    wav_bytes = _declared_wav_data_bytes(path)
+    wav_bytes = None if isinstance(path, (bytes, bytearray)) else _declared_wav_data_bytes(path)
     # 0xFFFFFFFF and 0 are "unknown size" markers written by streaming encoders
     if wav_bytes is not None and wav_bytes[0] not in (0, 0xFFFFFFFF) and wav_bytes[1] < wav_bytes[0]:
         raise AudioError(
@@ -126,7 +133,7 @@ def _array_to_time_channels(array, source: str) -> np.ndarray:
 
 
 def load_audio(
-    source: str | os.PathLike | np.ndarray,
+    source: str | os.PathLike | bytes | np.ndarray,
     sampling_rate: int | None = None,
     channel: int | None = None,
     target_sampling_rate: int = TARGET_SAMPLING_RATE,
@@ -135,15 +142,17 @@ def load_audio(
 ) -> Audio:
     """Decode, validate, mix or pick a channel, and resample one input.
 
-    source:        a path to any file soundfile reads (WAV 8-32 bit and float, FLAC, OGG, MP3, ...), or a
-                   numpy array / torch tensor of samples (then `sampling_rate` is required)
+    source:        a path to any file soundfile reads (WAV 8-32 bit and float, FLAC, OGG, MP3, ...), the
+                   bytes of such a file (parquet shards, Hub datasets), or a numpy array / torch tensor of
+                   samples (then `sampling_rate` is required)
     channel:       None mixes all channels to mono (their mean); N picks channel N (0 = first)
     min_duration:  inputs shorter than this many seconds are refused
-    name:          how errors name an array input (default "<array>")
+    name:          how errors name a bytes or array input (default "<bytes>" / "<array>")
     """
-    if isinstance(source, (str, os.PathLike)):
-        label = str(source)
-        data, file_rate = _decode_file(Path(source), label)
+    if isinstance(source, (str, os.PathLike, bytes, bytearray)):
+        is_bytes = isinstance(source, (bytes, bytearray))
+        label = (name or "<bytes>") if is_bytes else str(source)
+        data, file_rate = _decode_file(source if is_bytes else Path(source), label)
         if sampling_rate is not None and sampling_rate != file_rate:
             raise AudioError(label, f"sampling_rate={sampling_rate} given, but the file is {file_rate} Hz")
         sampling_rate = file_rate
