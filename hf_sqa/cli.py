@@ -146,6 +146,20 @@ def cmd_presets(args) -> int:
     return 0
 
 
+def cmd_corpora(args) -> int:
+    from .data.corpora import PREPARERS, format_corpus_table
+
+    if not args.prepare:
+        print(format_corpus_table())
+        return 0
+    name, root = args.prepare
+    if name not in PREPARERS:
+        print(f"hf-sqa: can prepare {', '.join(PREPARERS)}, not {name}", file=sys.stderr)
+        return 2
+    print(f"wrote {PREPARERS[name](root)}; use {root} as a SPEC")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-sqa", description="Speech quality assessment (MOS) on the Hugging Face stack.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -181,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     presets = commands.add_parser("presets", help="list the student presets and their sizes")
     presets.set_defaults(func=cmd_presets)
+
+    corpora = commands.add_parser("corpora", help="list the public MOS corpora: where, scale, licence")
+    corpora.add_argument("--prepare", nargs=2, metavar=("NAME", "ROOT"),
+                         help="write labels.csv into a downloaded corpus folder (supported: nisqa)")
+    corpora.set_defaults(func=cmd_corpora)
     return parser
 
 

@@ -192,3 +192,14 @@ def test_hub_dataset_spec():
     data = resolve("hf-internal-testing/librispeech_asr_dummy:clean@validation#mos=none", streaming=True)
     row = next(iter(data))
     assert row["audio"].dtype == np.float32 and row["mos"] is None
+
+
+def test_shared_real_corpus_resolves(caplog):
+    from ..conftest import SHARED_MOS_CORPUS
+
+    if not (SHARED_MOS_CORPUS / "labels.csv").is_file():
+        pytest.skip("shared bvrnn_mushra corpus absent")
+    data = resolve(str(SHARED_MOS_CORPUS), on_error="raise")
+    assert len(data) == 128 and "skipping" not in caplog.text
+    assert min(data["mos"]) >= 1 and max(data["mos"]) <= 5
+    assert data[0]["audio"].dtype == np.float32 and data[0]["corpus"] == "bvrnn_mushra"
