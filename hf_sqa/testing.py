@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from .data.synth import speech_like
 from .models import ConvTransformerMOSConfig, XLSRMOSConfig
 
 
@@ -59,21 +60,8 @@ def tiny_xlsr_config(feature_layers=(2,), layer_fusion="single", **overrides) ->
 
 
 def synthetic_speech(seconds: float, sampling_rate: int = 16000, seed: int = 0, noise_db: float | None = None) -> np.ndarray:
-    """A speech-like clip: a gliding harmonic voice with syllable-rate amplitude modulation and pauses,
-    optionally with white noise at `noise_db` dB SNR. float32 in [-1, 1]."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sampling_rate)) / sampling_rate
-    f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, np.pi))
-    phase = 2 * np.pi * np.cumsum(f0) / sampling_rate
-    voice = sum(np.sin(k * phase) / k for k in range(1, 15))
-    syllables = np.clip(np.sin(2 * np.pi * 4.0 * t + rng.uniform(0, np.pi)), 0, None) ** 2
-    pauses = (np.sin(2 * np.pi * 0.35 * t) > -0.7).astype(float)
-    clip = voice * syllables * pauses
-    clip = 0.3 * clip / (np.abs(clip).max() + 1e-9)
-    if noise_db is not None:
-        noise = rng.standard_normal(len(clip))
-        clip = clip + noise * np.sqrt(np.mean(clip**2) / 10 ** (noise_db / 10))
-    return np.clip(clip, -1, 1).astype(np.float32)
+    """A speech-like clip (see `hf_sqa.data.synth.speech_like`), optionally with white noise at `noise_db` dB SNR."""
+    return speech_like(seconds, sampling_rate=sampling_rate, seed=seed, noise_db=noise_db)
 
 
 def write_clip(path: str | Path, samples: np.ndarray, sampling_rate: int = 16000, **soundfile_kwargs) -> Path:

@@ -1,0 +1,299 @@
+"""Degradations that audiomentations does not offer without extra dependencies, on its transform interface.
+
+Each transform draws its parameters in `randomize_parameters` from the global `random` / `numpy.random`
+generators (as audiomentations' own transforms do), so `DegradationPipeline` makes every one of them
+reproducible by seeding those generators per example. Input and output: (time,) float32 at the given
+sampling rate, same length.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+
+import numpy as np
+import soundfile as sf
+import soxr
+from audiomentations.core.transforms_interface import BaseWaveformTransform
+from scipy.signal import fftconvolve
+
+from .synth import speech_like
+
+
+def _rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+
+
+def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """speech + noise scaled so that 10 log10(P_speech / P_noise) = snr_db."""
+    speech_rms, noise_rms = _rms(speech), _rms(noise)
+    if speech_rms == 0 or noise_rms == 0:
+        return speech.copy()
+    gain = speech_rms / (noise_rms * 10 ** (snr_db / 20))
+    return (speech + gain * noise).astype(np.float32)
+
+
+def _excerpt(source: np.ndarray, length: int) -> np.ndarray:
+    """`length` samples of `source` from a random start, looped when the source is shorter."""
+    if len(source) < length:
+        source = np.tile(source, length // len(source) + 1)
+    start = random.randint(0, len(source) - length)
+    return source[start : start + length]
+
+
+class BabbleNoise(BaseWaveformTransform):
+    """Several simultaneous speech-like talkers as noise, at an SNR from [min_snr_db, max_snr_db]."""
+
+    def __init__(self, min_snr_db: float = -5.0, max_snr_db: float = 40.0, min_talkers: int = 3,
+                 max_talkers: int = 8, p: float = 0.5):
+        super().__init__(p)
+        self.min_snr_db, self.max_snr_db = min_snr_db, max_snr_db
+        self.min_talkers, self.max_talkers = min_talkers, max_talkers
+
+    def randomize_parameters(self, samples, sample_rate):
+        super().randomize_parameters(samples, sample_rate)
+        if self.parameters["should_apply"]:
+            self.parameters["snr_db"] = random.uniform(self.min_snr_db, self.max_snr_db)
+            self.parameters["talkers"] = random.randint(self.min_talkers, self.max_talkers)
+            self.parameters["talker_seed"] = random.getrandbits(31)
+
+    def apply(self, samples, sample_rate):
+        seconds = len(samples) / sample_rate
+        seed = self.parameters["talker_seed"]
+        babble = sum(speech_like(seconds, sample_rate, seed=seed + k)[: len(samples)]
+                     for k in range(self.parameters["talkers"]))
+        return mix_at_snr(samples, np.asarray(babble, dtype=np.float32), self.parameters["snr_db"])
+
+
+class NoiseFromClips(BaseWaveformTransform):
+    """Additive noise cut from recorded noise clips (already decoded, e.g. from a noise SPEC)."""
+
+    def __init__(self, noises: list[np.ndarray], min_snr_db: float = -5.0, max_snr_db: float = 40.0, p: float = 0.5):
+        super().__init__(p)
+        if not noises:
+            raise ValueError("NoiseFromClips needs at least one noise clip")
+        self.noises = noises
+        self.min_snr_db, self.max_snr_db = min_snr_db, max_snr_db
+
+    def randomize_parameters(self, samples, sample_rate):
+        super().randomize_parameters(samples, sample_rate)
+        if self.parameters["should_apply"]:
+            self.parameters["snr_db"] = random.uniform(self.min_snr_db, self.max_snr_db)
+            self.parameters["noise_index"] = random.randrange(len(self.noises))
+
+    def apply(self, samples, sample_rate):
+        noise = _excerpt(self.noises[self.parameters["noise_index"]], len(samples))
+        return mix_at_snr(samples, noise, self.parameters["snr_db"])
+
+
+def synthetic_rir(rt60: float, sample_rate: int, direct_to_reverberant_db: float, seed: int) -> np.ndarray:
+    """A room impulse response: a unit direct path followed by exponentially decaying noise whose energy
+    falls by 60 dB in `rt60` seconds, scaled to the given direct-to-reverberant ratio."""
+    rng = np.random.default_rng(seed)
+    length = int(rt60 * sample_rate)
+    t = np.arange(length) / sample_rate
+    tail = rng.standard_normal(length) * np.exp(-6.9078 * t / rt60)  # amplitude 10^(-3) at rt60
+    tail[: int(0.0025 * sample_rate)] = 0.0  # first reflections arrive after ~2.5 ms
+    tail *= 10 ** (-direct_to_reverberant_db / 20) / (np.sqrt(np.sum(tail**2)) + 1e-12)
+    tail[0] = 1.0
+    return tail.astype(np.float32)
+
+
+class Reverberation(BaseWaveformTransform):
+    """Convolution with a synthetic room impulse response (RT60, direct-to-reverberant ratio drawn), or
+    with one of the given recorded RIRs. Output is level-matched to the input."""
+
+    def __init__(self, min_rt60: float = 0.2, max_rt60: float = 1.2, min_drr_db: float = -6.0,
+                 max_drr_db: float = 12.0, rirs: list[np.ndarray] | None = None, p: float = 0.5):
+        super().__init__(p)
+        self.min_rt60, self.max_rt60 = min_rt60, max_rt60
+        self.min_drr_db, self.max_drr_db = min_drr_db, max_drr_db
+        self.rirs = rirs or []
+
+    def randomize_parameters(self, samples, sample_rate):
+        super().randomize_parameters(samples, sample_rate)
+        if self.parameters["should_apply"]:
+            if self.rirs:
+                self.parameters["rir_index"] = random.randrange(len(self.rirs))
+            else:
+                self.parameters["rt60"] = random.uniform(self.min_rt60, self.max_rt60)
+                self.parameters["drr_db"] = random.uniform(self.min_drr_db, self.max_drr_db)
+                self.parameters["rir_seed"] = random.getrandbits(31)
+
+    def apply(self, samples, sample_rate):
+        if self.rirs:
+            rir = self.rirs[self.parameters["rir_index"]]
+        else:
+            rir = synthetic_rir(self.parameters["rt60"], sample_rate, self.parameters["drr_db"],
+                                self.parameters["rir_seed"])
+        wet = fftconvolve(samples, rir)[: len(samples)]
+        return (wet * (_rms(samples) / (_rms(wet) + 1e-12))).astype(np.float32)
+
+
+LAME_ENCODER_DELAY = 1105
+
+
+class Mp3Codec(BaseWaveformTransform):
+    """MP3 encode/decode round trip through libsndfile (LAME / mpg123) at a low bitrate."""
+
+    def __init__(self, min_bitrate_kbps: int = 8, max_bitrate_kbps: int = 48, p: float = 0.5):
+        super().__init__(p)
+        self.min_bitrate_kbps, self.max_bitrate_kbps = min_bitrate_kbps, max_bitrate_kbps
+
+    def randomize_parameters(self, samples, sample_rate):
+        super().randomize_parameters(samples, sample_rate)
+        if self.parameters["should_apply"]:
+            self.parameters["bitrate_kbps"] = random.randint(self.min_bitrate_kbps, self.max_bitrate_kbps)
+
+    def apply(self, samples, sample_rate):
+        # libsndfile sets a constant MP3 bitrate from compression_level: about (1 - level) x the MPEG
+        # version's maximum (160 kbps below 32 kHz, 320 kbps above), rounded to a standard bitrate, and
+        # refuses level 1.0. The bitrate actually encoded is recorded.
+        top = 160 if sample_rate < 32000 else 320
+        level = float(np.clip(1 - self.parameters["bitrate_kbps"] / top, 0.0, 0.95))
+        buffer = io.BytesIO()
+        sf.write(buffer, samples, sample_rate, format="MP3", bitrate_mode="CONSTANT", compression_level=level)
+        self.parameters["compression_level"] = level
+        self.parameters["encoded_kbps"] = round(len(buffer.getvalue()) * 8 / (len(samples) / sample_rate) / 1000, 1)
+        buffer.seek(0)
+        decoded, _ = sf.read(buffer, dtype="float32")
+        # Some streams come back untrimmed, longer than the input and late by LAME's encoder delay of
+        # 1105 samples (576 + 529; measured at 8-48 kHz); trimmed ones have the input's length and no lag
+        if len(decoded) - len(samples) >= LAME_ENCODER_DELAY:
+            decoded = decoded[LAME_ENCODER_DELAY:]
+        return _fit_length(decoded, len(samples))
+
+
+def _fit_length(samples: np.ndarray, length: int) -> np.ndarray:
+    if len(samples) >= length:
+        return samples[:length].astype(np.float32)
+    return np.pad(samples, (0, length - len(samples))).astype(np.float32)
+
+
+def _mu_law(x: np.ndarray, mu: float = 255.0) -> np.ndarray:
+    encoded = np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu)
+    quantized = np.round((encoded + 1) * 127.5) / 127.5 - 1  # 8 bits
+    return np.sign(quantized) * np.expm1(np.abs(quantized) * np.log1p(mu)) / mu
+
+
+def _a_law(x: np.ndarray, a: float = 87.6) -> np.ndarray:
+    ax = np.abs(x)
+    small = ax < 1 / a
+    encoded = np.sign(x) * np.where(small, a * ax, 1 + np.log(np.maximum(a * ax, 1e-12))) / (1 + np.log(a))
+    quantized = np.round((encoded + 1) * 127.5) / 127.5 - 1
+    aq = np.abs(quantized) * (1 + np.log(a))
+    return np.sign(quantized) * np.where(aq < 1, aq / a, np.exp(aq - 1) / a)
+
+
+class G711Codec(BaseWaveformTransform):
+    """G.711 round trip: resample to 8 kHz, 8-bit mu-law or A-law companding, back to the input rate."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__(p)
+
+    def randomize_parameters(self, samples, sample_rate):
+        super().randomize_parameters(samples, sample_rate)
+        if self.parameters["should_apply"]:
+            self.parameters["law"] = random.choice(["mu", "a"])
+
+    def apply(self, samples, sample_rate):
+        narrow = soxr.resample(np.clip(samples, -1, 1), sample_rate, 8000)
+        coded = _mu_law(narrow) if self.parameters["law"] == "mu" else _a_law(narrow)
+        return _fit_length(soxr.resample(coded.astype(np.float32), 8000, sample_rate), len(samples))
+
+
+class ResamplingChain(BaseWaveformTransform):
+    """Down to a lower rate and back up (band limitation plus resampler artefacts), 1-3 hops."""
+
+    RATES = (4000, 6000, 8000, 11025, 12000)
+
+    def __init__(self, max_hops: int = 3, p: float = 0.5):
+        super().__init__(p)
+        self.max_hops = max_hops
+
+    def randomize_parameters(self, samples, sample_rate):
+        super().randomize_parameters(samples, sample_rate)
+        if self.parameters["should_apply"]:
+            hops = random.randint(1, self.max_hops)
+            self.parameters["rates"] = [random.choice(self.RATES) for _ in range(hops)]
+            self.parameters["quality"] = random.choice(["QQ", "LQ", "MQ", "HQ"])
+
+    def apply(self, samples, sample_rate):
+        current, rate = samples, sample_rate
+        for target in self.parameters["rates"] + [sample_rate]:
+            current = soxr.resample(current, rate, target, quality=self.parameters["quality"])
+            rate = target
+        return _fit_length(current, len(samples))
+
+
+class PacketLoss(BaseWaveformTransform):
+    """Lost 20 ms frames from a two-state (Gilbert-Elliott) burst model: a frame is lost in the 'bad' state.
+
+    loss_rate is the long-run fraction of lost frames, mean_burst the mean run of lost frames. Lost frames
+    are zeroed (concealment-free decoder) or dropped (the signal closes up, then is zero-padded to length).
+    """
+
+    def __init__(self, min_loss_rate: float = 0.0, max_loss_rate: float = 0.3, min_mean_burst: float = 1.0,
+                 max_mean_burst: float = 4.0, frame_ms: float = 20.0, p: float = 0.5):
+        super().__init__(p)
+        self.min_loss_rate, self.max_loss_rate = min_loss_rate, max_loss_rate
+        self.min_mean_burst, self.max_mean_burst = min_mean_burst, max_mean_burst
+        self.frame_ms = frame_ms
+
+    def randomize_parameters(self, samples, sample_rate):
+        super().randomize_parameters(samples, sample_rate)
+        if self.parameters["should_apply"]:
+            rate = random.uniform(self.min_loss_rate, self.max_loss_rate)
+            burst = random.uniform(self.min_mean_burst, self.max_mean_burst)
+            frames = int(np.ceil(len(samples) / (sample_rate * self.frame_ms / 1000)))
+            # bad -> good with probability 1/burst; good -> bad chosen so the stationary loss rate is `rate`
+            leave_bad = 1.0 / burst
+            enter_bad = rate * leave_bad / max(1e-9, 1.0 - rate)
+            lost, bad = [], random.random() < rate
+            for _ in range(frames):
+                lost.append(bad)
+                bad = (random.random() >= leave_bad) if bad else (random.random() < enter_bad)
+            self.parameters.update(loss_rate=rate, mean_burst=burst, mode=random.choice(["zero", "drop"]),
+                                   lost_frames=[i for i, flag in enumerate(lost) if flag], frames=frames)
+
+    def apply(self, samples, sample_rate):
+        frame = int(sample_rate * self.frame_ms / 1000)
+        keep = np.ones(len(samples), dtype=bool)
+        for index in self.parameters["lost_frames"]:
+            keep[index * frame : (index + 1) * frame] = False
+        if self.parameters["mode"] == "zero":
+            return (samples * keep).astype(np.float32)
+        return _fit_length(samples[keep], len(samples))
+
+
+class BandLimit(BaseWaveformTransform):
+    """Telephone-style band limitation: narrowband 300-3400 Hz (through an 8 kHz round trip, as a
+    narrowband link does), wideband 50-7000 Hz or super-wideband 50-14000 Hz (capped below Nyquist)."""
+
+    BANDS = {"nb": (300.0, 3400.0), "wb": (50.0, 7000.0), "swb": (50.0, 14000.0)}
+
+    def __init__(self, bands: list[str] | tuple[str, ...] = ("nb", "wb", "swb"), p: float = 0.5):
+        super().__init__(p)
+        unknown = set(bands) - set(self.BANDS)
+        if unknown:
+            raise ValueError(f"unknown bands {sorted(unknown)}; choose from {sorted(self.BANDS)}")
+        self.bands = list(bands)
+
+    def randomize_parameters(self, samples, sample_rate):
+        super().randomize_parameters(samples, sample_rate)
+        if self.parameters["should_apply"]:
+            self.parameters["band"] = random.choice(self.bands)
+
+    def apply(self, samples, sample_rate):
+        from scipy.signal import butter, sosfilt
+
+        low, high = self.BANDS[self.parameters["band"]]
+        work, rate = samples, sample_rate
+        if self.parameters["band"] == "nb" and sample_rate > 8000:
+            work, rate = soxr.resample(samples, sample_rate, 8000), 8000
+        high = min(high, 0.45 * rate)
+        sos = butter(8, [low, high], btype="band", fs=rate, output="sos")
+        filtered = sosfilt(sos, work).astype(np.float32)
+        if rate != sample_rate:
+            filtered = soxr.resample(filtered, rate, sample_rate)
+        return _fit_length(filtered, len(samples))

@@ -1,0 +1,172 @@
+import json
+
+import numpy as np
+import pytest
+from datasets import Dataset
+
+from hf_sqa.data.degrade import DegradationPipeline, load_catalogue, stable_seed
+from hf_sqa.data.synth import speech_like
+from hf_sqa.data import transforms as T
+import audiomentations
+
+RATE = 16000
+
+
+def _apply(transform, samples, **parameters):
+    """Run a transform with fixed parameters (audiomentations' freeze mechanism)."""
+    transform.parameters = {"should_apply": True, **parameters}
+    transform.freeze_parameters()
+    return transform(samples, RATE)
+
+
+def _snr_db(clean, degraded):
+    noise = degraded - clean
+    return 10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean(noise.astype(np.float64) ** 2))
+
+
+def _band_energy_db(samples, low, high):
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64))) ** 2
+    freqs = np.fft.rfftfreq(len(samples), 1 / RATE)
+    total = spectrum.sum()
+    return 10 * np.log10(spectrum[(freqs >= low) & (freqs < high)].sum() / total + 1e-30)
+
+
+@pytest.fixture(scope="module")
+def clean():
+    return speech_like(6.0, seed=5)
+
+
+@pytest.fixture(scope="module")
+def white():
+    return (np.random.default_rng(0).standard_normal(6 * RATE) * 0.1).astype(np.float32)
+
+
+@pytest.mark.parametrize("snr", [-5.0, 10.0, 35.0])
+def test_additive_noises_hit_their_snr(clean, snr):
+    colour = audiomentations.AddColorNoise(min_snr_db=snr, max_snr_db=snr, p=1.0)
+    assert _snr_db(clean, colour(clean, RATE)) == pytest.approx(snr, abs=0.5)
+    babble = T.BabbleNoise(min_snr_db=snr, max_snr_db=snr, p=1.0)
+    assert _snr_db(clean, babble(clean, RATE)) == pytest.approx(snr, abs=0.1)
+    recorded = T.NoiseFromClips([speech_like(2.0, seed=9)], min_snr_db=snr, max_snr_db=snr, p=1.0)
+    assert _snr_db(clean, recorded(clean, RATE)) == pytest.approx(snr, abs=0.1)
+
+
+@pytest.mark.parametrize("band, low, high", [("nb", 300, 3400), ("wb", 50, 7000)])
+def test_band_limits_are_visible_in_the_spectrum(white, band, low, high):
+    out = _apply(T.BandLimit(p=1.0), white, band=band)
+    assert _band_energy_db(out, high * 1.15, RATE / 2) < -35
+    assert _band_energy_db(out, 0, low * 0.6) < -25
+    assert _band_energy_db(out, low * 0.8, high * 1.1) > -0.2  # nearly all energy inside the band
+
+
+def test_low_pass_and_resampling_chain_remove_high_band(white):
+    low_pass = _apply(audiomentations.LowPassFilter(p=1.0), white, cutoff_freq=2000.0, rolloff=24, zero_phase=False)
+    assert _band_energy_db(low_pass, 4000, RATE / 2) < -20
+    chained = _apply(T.ResamplingChain(p=1.0), white, rates=[8000, 11025], quality="HQ")
+    assert _band_energy_db(chained, 4100, RATE / 2) < -35
+
+
+def test_clipping_ratio_matches_the_percentile(clean):
+    out = _apply(audiomentations.ClippingDistortion(p=1.0), clean, percentile_threshold=20)
+    # the percentile is split between the two ends: 10 % clipped at the top, 10 % at the bottom
+    clipped = np.mean(np.isclose(out, out.max(), rtol=1e-6) | np.isclose(out, out.min(), rtol=1e-6))
+    assert clipped == pytest.approx(0.20, abs=0.03)
+
+
+@pytest.mark.parametrize("rate", [0.05, 0.2, 0.3])
+def test_packet_loss_rate_and_bursts(rate):
+    ones = np.ones(60 * RATE, np.float32)  # 3000 frames of 20 ms
+    transform = T.PacketLoss(min_loss_rate=rate, max_loss_rate=rate, min_mean_burst=3, max_mean_burst=3, p=1.0)
+    import random
+    random.seed(1)
+    transform.randomize_parameters(ones, RATE)
+    transform.parameters["mode"] = "zero"
+    transform.freeze_parameters()
+    out = transform(ones, RATE)
+    frames = out[: 3000 * 320].reshape(3000, 320)
+    lost = np.all(frames == 0, axis=1)
+    assert lost.mean() == pytest.approx(rate, abs=0.04)
+    runs = np.diff(np.flatnonzero(np.diff(np.r_[0, lost.astype(int), 0])))[::2]
+    assert runs.mean() == pytest.approx(3.0, rel=0.35)
+    dropped = _apply(T.PacketLoss(p=1.0), np.arange(1, 6401, dtype=np.float32), lost_frames=[1, 2], mode="drop")
+    assert np.array_equal(dropped[:320], np.arange(1, 321)) and dropped[320] == 961 and np.all(dropped[-640:] == 0)
+
+
+def test_codecs(clean):
+    mp3 = T.Mp3Codec(p=1.0)
+    out = _apply(mp3, clean, bitrate_kbps=16)
+    assert out.shape == clean.shape and 8 <= mp3.parameters["encoded_kbps"] <= 40
+    assert 0.5 < np.corrcoef(out, clean)[0, 1] < 0.9999  # aligned (encoder delay removed), yet changed
+    for law in ("mu", "a"):
+        g711 = _apply(T.G711Codec(p=1.0), clean, law=law)
+        assert 15 < _snr_db(clean, g711) < 45  # 8-bit companding at 8 kHz: band limit + quantisation
+
+
+def test_reverberation_decays_at_the_drawn_rt60():
+    impulse = np.zeros(2 * RATE, np.float32)
+    impulse[0] = 1.0
+    rir = T.synthetic_rir(0.6, RATE, direct_to_reverberant_db=-10.0, seed=0)
+    energy = np.cumsum((rir[::-1].astype(np.float64)) ** 2)[::-1]  # Schroeder backward integration
+    decay_db = 10 * np.log10(energy / energy[0])
+    t20 = (np.argmax(decay_db < -25) - np.argmax(decay_db < -5)) / RATE
+    assert 3 * t20 == pytest.approx(0.6, rel=0.2)  # RT60 from the -5..-25 dB slope
+    out = _apply(T.Reverberation(p=1.0), speech_like(3.0, seed=2), rt60=0.8, drr_db=0.0, rir_seed=3)
+    assert np.isfinite(out).all() and out.shape == (3 * RATE,)
+
+
+def test_level_and_bitcrush(clean):
+    quiet = _apply(audiomentations.Gain(p=1.0), clean, amplitude_ratio=0.1)
+    assert np.sqrt(np.mean(quiet**2) / np.mean(clean**2)) == pytest.approx(0.1, rel=1e-3)
+    crushed = _apply(audiomentations.BitCrush(p=1.0), clean, bit_depth=4)
+    assert len(np.unique(crushed)) <= 2**4 + 1
+
+
+def test_pipeline_is_a_pure_function_of_seed_and_id(clean):
+    first = DegradationPipeline(seed=7)
+    outputs = [first.degrade(clean, f"clip-{i}") for i in range(8)]
+    again = DegradationPipeline(seed=7)
+    for i in reversed(range(8)):  # other order, fresh object
+        audio, applied = again.degrade(clean, f"clip-{i}")
+        assert np.array_equal(audio, outputs[i][0]) and applied == outputs[i][1]
+    other_seed = DegradationPipeline(seed=8).degrade(clean, "clip-0")
+    assert other_seed[1] != outputs[0][1] or not np.array_equal(other_seed[0], outputs[0][0])
+    assert stable_seed(7, "clip-0") == stable_seed(7, "clip-0") != stable_seed(7, "clip-1")
+
+
+def test_records_are_json_with_parameters(clean):
+    families = set()
+    pipeline = DegradationPipeline(seed=1)
+    for i in range(40):
+        _, applied = pipeline.degrade(clean[: RATE * 2], f"x{i}")
+        assert 1 <= len(applied) <= 3
+        json.dumps(applied)
+        families.update(entry["family"] for entry in applied)
+        for entry in applied:
+            assert entry["params"], entry
+    assert len(families) >= 8  # the chain draws from most families
+
+
+def test_identical_output_whatever_the_number_of_workers():
+    clips = Dataset.from_dict({"id": [f"c{i}" for i in range(8)],
+                               "audio": [speech_like(1.0, seed=i).tolist() for i in range(8)]})
+    pipeline = DegradationPipeline(seed=3)
+    single = clips.map(pipeline, num_proc=1)
+    double = clips.map(pipeline, num_proc=2)
+    assert single["degradations"] == double["degradations"]
+    assert all(np.array_equal(a, b) for a, b in zip(single["audio"], double["audio"]))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c["families"]["noise"]["options"].append({"transform": "Nope"}), "unknown degradation transform 'Nope'"),
+        (lambda c: c["order"].remove("noise"), "'noise' is missing from 'order'"),
+        (lambda c: c["families"]["eq"]["options"][0]["params"].update(speed=2), "SevenBandParametricEQ in 'eq'"),
+        (lambda c: c["chain"].update(max_families=50), "exceeds the"),
+    ],
+)
+def test_bad_catalogues_are_refused(change, message):
+    catalogue = load_catalogue(None)
+    change(catalogue)
+    with pytest.raises(ValueError, match=message):
+        DegradationPipeline(catalogue)
