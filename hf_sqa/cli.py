@@ -146,6 +146,16 @@ def cmd_presets(args) -> int:
     return 0
 
 
+def cmd_degrade(args) -> int:
+    from .data.degrade import write_degraded_shards
+
+    paths = write_degraded_shards(args.clean, args.output, args.num, noise=args.noise, rirs=args.rirs,
+                                  catalogue=args.catalogue, seed=args.seed, num_proc=args.num_proc,
+                                  shard_size=args.shard_size, progress=not args.quiet)
+    print(f"{args.num} degraded clips in {len(paths)} shard(s) in {args.output}")
+    return 0
+
+
 def cmd_corpora(args) -> int:
     from .data.corpora import PREPARERS, format_corpus_table
 
@@ -195,6 +205,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     presets = commands.add_parser("presets", help="list the student presets and their sizes")
     presets.set_defaults(func=cmd_presets)
+
+    degrade = commands.add_parser("degrade", help="write degraded speech as parquet shards")
+    degrade.add_argument("--clean", required=True, help="SPEC of clean speech")
+    degrade.add_argument("--output", required=True, help="folder for the shards (a SPEC afterwards)")
+    degrade.add_argument("--num", type=int, required=True, help="number of degraded clips")
+    degrade.add_argument("--noise", help="SPEC of noise recordings (adds the NoiseFromClips option)")
+    degrade.add_argument("--rirs", help="SPEC of room impulse responses (used instead of synthetic ones)")
+    degrade.add_argument("--catalogue", help="degradation catalogue, YAML or JSON (default: the shipped one)")
+    degrade.add_argument("--seed", type=int, default=0)
+    degrade.add_argument("--num-proc", type=int, default=1, help="worker processes")
+    degrade.add_argument("--shard-size", type=int, default=500, help="clips per shard (default 500)")
+    degrade.add_argument("--quiet", action="store_true", help="no progress bar")
+    degrade.set_defaults(func=cmd_degrade)
 
     corpora = commands.add_parser("corpora", help="list the public MOS corpora: where, scale, licence")
     corpora.add_argument("--prepare", nargs=2, metavar=("NAME", "ROOT"),

@@ -12,16 +12,22 @@ Every output records what was applied: a list of {"family", "transform", "params
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import random
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import audiomentations
 import numpy as np
 import yaml
+from datasets import Features, IterableDataset, List, Value
+from tqdm import tqdm
 
 from . import transforms as hf_sqa_transforms
+from .shards import encode_flac, shard_name, write_shard
+from .specs import resolve
 
 DEFAULT_CATALOGUE = Path(__file__).with_name("catalogue_default.yaml")
 
@@ -147,3 +153,114 @@ class DegradationPipeline:
         """For `datasets` map: degrade example["audio"] (16 kHz float32) keyed by example["id"]."""
         degraded, applied = self.degrade(np.asarray(example["audio"], dtype=np.float32), example["id"])
         return {"audio": degraded, "degradations": json.dumps(applied)}
+
+
+# --- degraded data: written as parquet shards, or streamed -----------------------------------------------
+
+DEGRADED_FEATURES = Features({"id": Value("string"), "clean_id": Value("string"), "corpus": Value("string"),
+                              "degradations": Value("string")})
+
+
+def degraded_example(clean, index: int, pipeline: DegradationPipeline, corpus: str = "degraded") -> dict:
+    """Degraded example number `index`: clean example `index % len(clean)` with the chain drawn for its id
+    ("deg-<index>"). A pure function of (pipeline seed, index), whatever worker computes it."""
+    source = clean[index % len(clean)]
+    example_id = f"deg-{index:09d}"
+    audio, applied = pipeline.degrade(source["audio"], example_id)
+    return {"id": example_id, "clean_id": source["id"], "corpus": corpus, "audio": audio,
+            "degradations": json.dumps(applied)}
+
+
+def _decoded_clips(spec: str | None) -> list[np.ndarray] | None:
+    return None if spec is None else [row["audio"] for row in resolve(spec)]
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(clean_spec, catalogue, seed, noise_spec, rir_spec):
+    _WORKER["clean"] = resolve(clean_spec)
+    _WORKER["pipeline"] = DegradationPipeline(catalogue, seed=seed, noises=_decoded_clips(noise_spec),
+                                              rirs=_decoded_clips(rir_spec))
+
+
+def _write_degraded_shard(task) -> int:
+    index, count, start, stop, path = task
+    columns = {name: [] for name in ("id", "clean_id", "corpus", "degradations", "audio")}
+    for k in range(start, stop):
+        example = degraded_example(_WORKER["clean"], k, _WORKER["pipeline"])
+        example["audio"] = {"bytes": encode_flac(example["audio"]), "path": None}
+        for name, value in example.items():
+            columns[name].append(value)
+    write_shard(columns, DEGRADED_FEATURES, path)
+    return stop - start
+
+
+def write_degraded_shards(
+    clean: str, output: str | os.PathLike, num: int, noise: str | None = None, rirs: str | None = None,
+    catalogue=None, seed: int = 0, num_proc: int = 1, shard_size: int = 500, progress: bool = True,
+) -> list[Path]:
+    """Write `num` degraded clips of the clean SPEC as parquet shards into `output` (a SPEC afterwards).
+
+    Shards already present are kept, so a killed run finishes when started again with the same
+    arguments; a run with different arguments into the same folder is refused (manifest.json).
+    """
+    if num < 1 or shard_size < 1:
+        raise ValueError(f"num and shard_size must be positive, got {num}, {shard_size}")
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    manifest = {"clean": str(clean), "num": num, "noise": noise, "rirs": rirs, "seed": seed,
+                "shard_size": shard_size, "catalogue": load_catalogue(catalogue)}
+    manifest_path = output / "manifest.json"
+    if manifest_path.is_file():
+        if json.loads(manifest_path.read_text()) != json.loads(json.dumps(manifest)):
+            raise ValueError(f"{output} holds shards of a different degrade run (see {manifest_path}); "
+                             "use another output folder")
+    else:
+        manifest_path.write_text(json.dumps(manifest, indent=1))
+    count = (num + shard_size - 1) // shard_size
+    paths = [output / shard_name(i, count) for i in range(count)]
+    tasks = [(i, count, i * shard_size, min(num, (i + 1) * shard_size), paths[i])
+             for i in range(count) if not paths[i].is_file()]
+    bar = tqdm(total=num, initial=num - sum(t[3] - t[2] for t in tasks), unit="clip", desc="degrading",
+               disable=not progress)
+    init_args = (clean, catalogue, seed, noise, rirs)
+    if num_proc <= 1:
+        _init_worker(*init_args)
+        for task in tasks:
+            bar.update(_write_degraded_shard(task))
+    else:
+        with ProcessPoolExecutor(num_proc, initializer=_init_worker, initargs=init_args) as pool:
+            for done in pool.map(_write_degraded_shard, tasks):
+                bar.update(done)
+    bar.close()
+    return paths
+
+
+def degraded_stream(clean: str, pipeline: DegradationPipeline, num: int | None = None,
+                    num_shards: int = 16) -> IterableDataset:
+    """Degraded clips as an `IterableDataset`, computed on the fly (unlimited when `num` is None): the same
+    clips `write_degraded_shards` writes for the same seed and catalogue.
+
+    Indices come in blocks of len(clean) consecutive examples (each block uses every clean clip once);
+    block b belongs to generator shard b % num_shards, so DataLoader workers and `shard_for_node` split
+    the stream, and even an unlimited stream that never leaves its first shard uses all clean clips."""
+    features = Features({**DEGRADED_FEATURES, "audio": List(Value("float32"))})
+    return IterableDataset.from_generator(
+        _stream_shard, features=features,
+        gen_kwargs={"shard": list(range(num_shards)), "num_shards": [num_shards] * num_shards,
+                    "clean_spec": [clean] * num_shards, "pipeline": [pipeline] * num_shards,
+                    "num": [num] * num_shards},
+    )
+
+
+def _stream_shard(shard, num_shards, clean_spec, pipeline, num):
+    clean, pipe, total, stride = resolve(clean_spec[0]), pipeline[0], num[0], num_shards[0]
+    block = len(clean)
+    for shard_id in shard:
+        for step in itertools.count():
+            first = (shard_id + step * stride) * block
+            if total is not None and first >= total:
+                break
+            for index in range(first, first + block if total is None else min(first + block, total)):
+                yield degraded_example(clean, index, pipe)
