@@ -156,6 +156,16 @@ def cmd_degrade(args) -> int:
     return 0
 
 
+def cmd_pseudo_label(args) -> int:
+    from .data.pseudo_label import pseudo_label
+
+    paths = pseudo_label(args.teacher, args.data, args.output, batch_size=args.batch_size,
+                         shard_size=args.shard_size, num_shards=args.num_shards, shard_index=args.shard_index,
+                         device=args.device, precision=args.precision, progress=not args.quiet)
+    print(f"{len(paths)} shard(s) of {args.output} done by this process")
+    return 0
+
+
 def cmd_corpora(args) -> int:
     from .data.corpora import PREPARERS, format_corpus_table
 
@@ -218,6 +228,20 @@ def build_parser() -> argparse.ArgumentParser:
     degrade.add_argument("--shard-size", type=int, default=500, help="clips per shard (default 500)")
     degrade.add_argument("--quiet", action="store_true", help="no progress bar")
     degrade.set_defaults(func=cmd_degrade)
+
+    label = commands.add_parser("pseudo-label", help="add a teacher's MOS to every example (resumable)")
+    label.add_argument("--teacher", default="distillmos", help="built-in name, checkpoint folder or Hub id")
+    label.add_argument("--data", required=True, help="SPEC to label")
+    label.add_argument("--output", required=True, help="folder for the labelled shards (a SPEC afterwards)")
+    label.add_argument("--batch-size", type=int, default=8)
+    label.add_argument("--shard-size", type=int, default=500, help="examples per output shard (default 500)")
+    label.add_argument("--num-shards", type=int, help="split the work over n processes (default: the "
+                       "processes of accelerate launch, else 1)")
+    label.add_argument("--shard-index", type=int, help="which of the n parts this process does")
+    label.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    label.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    label.add_argument("--quiet", action="store_true", help="no progress bar")
+    label.set_defaults(func=cmd_pseudo_label)
 
     corpora = commands.add_parser("corpora", help="list the public MOS corpora: where, scale, licence")
     corpora.add_argument("--prepare", nargs=2, metavar=("NAME", "ROOT"),

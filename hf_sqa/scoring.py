@@ -108,7 +108,7 @@ class ScoreResult:
         return self.error is None
 
 
-def _score_batch(
+def score_batch(
     model: MOSPreTrainedModel, audios: list[Audio], precision: str
 ) -> tuple[np.ndarray, list[list[Segment]]]:
     """MOS per clip and its windows; all windows of the batch run in one forward.
@@ -193,7 +193,7 @@ def iter_scores(
         def flush():
             audios = [audio for _, audio in pending if audio is not None]
             if audios:
-                mos, segments = _score_batch(model, audios, precision)
+                mos, segments = score_batch(model, audios, precision)
                 scored = iter(zip(mos, segments))
                 for result, audio in pending:
                     if audio is not None:
