@@ -170,3 +170,37 @@ def test_bad_catalogues_are_refused(change, message):
     change(catalogue)
     with pytest.raises(ValueError, match=message):
         DegradationPipeline(catalogue)
+
+
+def test_eq_tanh_and_aliasing_change_the_signal_as_named(clean, white):
+    import random
+
+    random.seed(2)
+    coloured = audiomentations.SevenBandParametricEQ(min_gain_db=-12, max_gain_db=12, p=1.0)(white, RATE)
+    octaves = [(100, 200), (200, 400), (400, 800), (800, 1600), (1600, 3200), (3200, 6400)]
+    ratios = [_band_energy_db(coloured, lo, hi) - _band_energy_db(white, lo, hi) for lo, hi in octaves]
+    assert max(ratios) - min(ratios) > 2  # colouration: octave bands change differently (a flat gain: ~0 dB)
+    sine = (0.5 * np.sin(2 * np.pi * 500 * np.arange(RATE) / RATE)).astype(np.float32)  # 500 Hz: bin 500
+    tanh = _apply(audiomentations.TanhDistortion(p=1.0), sine, distortion_amount=0.6)
+    spectrum = np.abs(np.fft.rfft(tanh)) ** 2
+    harmonics = sum(spectrum[500 * k] for k in range(2, 16))
+    clean_spectrum = np.abs(np.fft.rfft(sine)) ** 2
+    assert sum(clean_spectrum[500 * k] for k in range(2, 16)) / clean_spectrum[500] < 1e-8
+    assert harmonics / spectrum[500] > 1e-3  # THD above 3 % (measured 5.6 %): new harmonics
+    assert np.sqrt(np.mean(tanh**2)) == pytest.approx(np.sqrt(np.mean(sine**2)), rel=1e-3)  # loudness kept
+    tone = (0.5 * np.sin(2 * np.pi * 6000 * np.arange(RATE) / RATE)).astype(np.float32)
+    aliased = _apply(audiomentations.Aliasing(p=1.0), tone, new_sample_rate=8000)
+    peak_hz = np.argmax(np.abs(np.fft.rfft(aliased))) * RATE / len(aliased)
+    assert peak_hz == pytest.approx(2000, abs=20)  # 6 kHz folds around 4 kHz to 2 kHz
+
+
+@pytest.mark.skipif(not __import__("hf_sqa.data.synth", fromlist=["x"]).espeak_available(), reason="espeak-ng not installed")
+def test_espeak_synthesis_is_random_but_reproducible():
+    from hf_sqa.data.synth import random_espeak_speech
+
+    first, settings = random_espeak_speech(seed=3)
+    again, same = random_espeak_speech(seed=3)
+    other, different = random_espeak_speech(seed=4)
+    assert settings == same and np.array_equal(first, again)
+    assert different != settings and len(settings["text"].split()) >= 8
+    assert first.dtype == np.float32 and 1.0 < len(first) / RATE < 20 and np.abs(first).max() > 0.05
