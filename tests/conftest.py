@@ -45,6 +45,20 @@ def reference_distillmos():
     return import_distillmos().ConvTransformerSQAModel().eval()
 
 
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A saved tiny random ConvTransformer: a fast stand-in model for scoring and labelling jobs."""
+    import torch
+
+    from hf_sqa.models import ConvTransformerForMOSRegression
+    from hf_sqa.testing import tiny_student_config
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny"
+    ConvTransformerForMOSRegression(tiny_student_config()).save_pretrained(path)
+    return path
+
+
 @pytest.fixture
 def clip_folder(tmp_path):
     """Three good clips of different quality and lengths (one a 44.1 kHz stereo FLAC)."""

@@ -10,16 +10,7 @@ import pytest
 import torch
 
 from hf_sqa.cli import main
-from hf_sqa.models import ConvTransformerForMOSRegression
-from hf_sqa.testing import synthetic_speech, tiny_student_config, write_clip
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny"
-    ConvTransformerForMOSRegression(tiny_student_config()).save_pretrained(path)
-    return path
+from hf_sqa.testing import synthetic_speech, write_clip
 
 
 def _read_csv(path):

@@ -14,15 +14,12 @@ from hf_sqa.cli import main
 from hf_sqa.data import resolve
 from hf_sqa.data.pseudo_label import pseudo_label
 from hf_sqa.models import ConvTransformerForMOSRegression, student_config
-from hf_sqa.testing import synthetic_speech, tiny_student_config, write_clip
+from hf_sqa.testing import synthetic_speech, write_clip
 
 
 @pytest.fixture(scope="module")
-def tiny_teacher(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("teacher") / "tiny"
-    ConvTransformerForMOSRegression(tiny_student_config()).save_pretrained(path)
-    return path
+def tiny_teacher(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
