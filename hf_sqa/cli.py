@@ -166,6 +166,18 @@ def cmd_pseudo_label(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from .evaluation import evaluate_models, format_report, plot_scatter, write_report
+
+    report, scores = evaluate_models(args.model, args.data, batch_size=args.batch_size, device=args.device,
+                                     precision=args.precision, n_boot=args.bootstrap)
+    print(format_report(report))
+    write_report(report, args.output)
+    if args.plot:
+        plot_scatter(scores, args.plot)
+    return 0
+
+
 def cmd_corpora(args) -> int:
     from .data.corpora import PREPARERS, format_corpus_table
 
@@ -242,6 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     label.add_argument("--quiet", action="store_true", help="no progress bar")
     label.set_defaults(func=cmd_pseudo_label)
+
+    evaluate = commands.add_parser("evaluate", help="PCC/SRCC/KTAU/RMSE of models on labelled SPECs")
+    evaluate.add_argument("--model", action="append", required=True, help="model (repeat for several)")
+    evaluate.add_argument("--data", action="append", required=True, help="labelled SPEC (repeat for several)")
+    evaluate.add_argument("--output", required=True, help="report.json")
+    evaluate.add_argument("--plot", help="scatter plot of predicted vs. human MOS (e.g. scatter.png)")
+    evaluate.add_argument("--batch-size", type=int, default=8)
+    evaluate.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
+    evaluate.add_argument("--device", default=None)
+    evaluate.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    evaluate.set_defaults(func=cmd_evaluate)
 
     corpora = commands.add_parser("corpora", help="list the public MOS corpora: where, scale, licence")
     corpora.add_argument("--prepare", nargs=2, metavar=("NAME", "ROOT"),

@@ -1,0 +1,96 @@
+import json
+
+import evaluate
+import numpy as np
+import pytest
+from scipy import stats
+from transformers import EvalPrediction
+
+from hf_sqa.cli import main
+from hf_sqa.metrics import EVALUATE_METRIC_PATH, bootstrap_ci, compute_metrics, mos_metrics, point_metrics, system_level
+from hf_sqa.testing import synthetic_speech, write_clip
+
+PRED = [3.1, 4.0, 2.0, 1.5, 4.4, 2.9, 3.3]
+TRUE = [3.0, 4.2, 2.5, 1.0, 4.0, 3.4, 2.8]
+
+
+def test_point_metrics_equal_scipy():
+    m = point_metrics(PRED, TRUE)
+    assert m["n"] == 7
+    assert m["pcc"] == pytest.approx(stats.pearsonr(PRED, TRUE)[0])
+    assert m["srcc"] == pytest.approx(stats.spearmanr(PRED, TRUE)[0])
+    assert m["ktau"] == pytest.approx(stats.kendalltau(PRED, TRUE)[0])
+    assert m["rmse"] == pytest.approx(np.sqrt(np.mean((np.array(PRED) - TRUE) ** 2)))
+
+
+def test_known_vectors():
+    assert point_metrics([1, 2, 3, 4], [2, 4, 6, 8])["pcc"] == pytest.approx(1.0)
+    assert point_metrics([1, 2, 3, 4], [4, 3, 2, 1])["srcc"] == pytest.approx(-1.0)
+    assert point_metrics([1, 2, 3, 4], [1, 3, 2, 4])["ktau"] == pytest.approx(2 / 3)
+    assert point_metrics([2, 2, 2], [1, 2, 3])["pcc"] != point_metrics([2, 2, 2], [1, 2, 3])["pcc"]  # NaN
+    with pytest.raises(ValueError, match="3 predictions for 2 targets"):
+        point_metrics([1, 2, 3], [1, 2])
+    with pytest.raises(ValueError, match="must be finite"):
+        point_metrics([1, float("nan")], [1, 2])
+
+
+def test_system_level_averages_per_condition():
+    conditions = ["a", "b", "a", "c", "b", "c", "a"]
+    sys_p, sys_t, names = system_level(PRED, TRUE, conditions)
+    assert names == ["a", "b", "c"]
+    assert sys_p == pytest.approx([np.mean([3.1, 2.0, 3.3]), np.mean([4.0, 4.4]), np.mean([1.5, 2.9])])
+    assert sys_t == pytest.approx([np.mean([3.0, 2.5, 2.8]), np.mean([4.2, 4.0]), np.mean([1.0, 3.4])])
+    m = mos_metrics(PRED, TRUE, conditions, n_boot=100)
+    assert m["system_n"] == 3 and m["system_pcc"] == pytest.approx(stats.pearsonr(sys_p, sys_t)[0])
+    assert "system_pcc" not in mos_metrics(PRED, TRUE, None, n_boot=100)
+
+
+def test_bootstrap_intervals_cover_the_true_correlation():
+    rho, n, trials, covered = 0.6, 80, 60, 0
+    rng = np.random.default_rng(0)
+    for trial in range(trials):
+        x = rng.standard_normal(n)
+        y = rho * x + np.sqrt(1 - rho**2) * rng.standard_normal(n)
+        low, high = bootstrap_ci(x, y, "pcc", n_boot=300, seed=trial)
+        covered += low <= rho <= high
+    assert 0.85 <= covered / trials <= 1.0  # nominal 95 %
+
+
+def test_trainer_compute_metrics_and_evaluate_module():
+    metrics = compute_metrics(EvalPrediction(predictions=(np.array(PRED), np.zeros((7, 2))), label_ids=np.array(TRUE)))
+    assert metrics["pcc"] == pytest.approx(stats.pearsonr(PRED, TRUE)[0]) and "n" not in metrics
+    module = evaluate.load(EVALUATE_METRIC_PATH)
+    result = module.compute(predictions=PRED, references=TRUE, conditions=list("abacbca"), n_boot=100)
+    assert result == mos_metrics(PRED, TRUE, list("abacbca"), n_boot=100)
+
+
+def test_evaluate_cli_report_and_plot(tiny_checkpoint, tmp_path, capsys):
+    for corpus, offset in (("alpha", 0), ("beta", 10)):
+        folder = tmp_path / corpus
+        lines = ["path,mos,condition"]
+        for i in range(6):
+            write_clip(folder / f"{i}.wav", synthetic_speech(1.0, seed=offset + i, noise_db=5 * i))
+            lines.append(f"{i}.wav,{1 + 0.7 * i:.1f},c{i % 3}")
+        (folder / "labels.csv").write_text("\n".join(lines) + "\n")
+    report_path, plot_path = tmp_path / "report.json", tmp_path / "scatter.png"
+    assert main(["evaluate", "--model", str(tiny_checkpoint), "--data", str(tmp_path / "alpha"), "--data",
+                 str(tmp_path / "beta"), "--output", str(report_path), "--plot", str(plot_path),
+                 "--bootstrap", "50"]) == 0
+    report = json.loads(report_path.read_text())
+    assert set(report) == {"alpha", "beta", "pooled"}
+    model = str(tiny_checkpoint)
+    assert report["alpha"][model]["n"] == 6 and report["pooled"][model]["n"] == 12
+    assert report["alpha"][model]["system_n"] == 3 and report["pooled"][model]["system_n"] == 6
+    from hf_sqa import score
+
+    predicted = score([tmp_path / "alpha" / f"{i}.wav" for i in range(6)], model=model)
+    assert report["alpha"][model]["rmse"] == pytest.approx(point_metrics(predicted, [1 + 0.7 * i for i in range(6)])["rmse"], abs=1e-4)
+    assert plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot_path.stat().st_size > 5000
+    assert "pooled" in capsys.readouterr().out
+
+
+def test_evaluate_refuses_unlabelled_data(tiny_checkpoint, tmp_path, capsys):
+    write_clip(tmp_path / "audio" / "x.wav", synthetic_speech(1.0))
+    assert main(["evaluate", "--model", str(tiny_checkpoint), "--data", str(tmp_path / "audio"),
+                 "--output", str(tmp_path / "r.json")]) == 2
+    assert "has no MOS label" in capsys.readouterr().err
