@@ -1,5 +1,6 @@
 """Training: batching, the distillation Trainer."""
 
 from .collator import MOSCollator
+from .distillation import DistillationTrainer, distillation_example_losses
 
-__all__ = ["MOSCollator"]
+__all__ = ["DistillationTrainer", "MOSCollator", "distillation_example_losses"]

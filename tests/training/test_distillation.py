@@ -1,0 +1,141 @@
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset
+from transformers import TrainingArguments
+
+from hf_sqa.models import ConvTransformerForMOSRegression
+from hf_sqa.testing import synthetic_speech, tiny_student_config
+from hf_sqa.training import DistillationTrainer, MOSCollator, distillation_example_losses
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize(
+    "alpha, expected",
+    [
+        # examples: (s, t, h) = (3, 4, 2) labelled; (2, 1, -) unlabelled; (4, -, 5) human only
+        (0.0, [1.0, 1.0, 1.0]),        # labelled uses h only: (3-2)^2
+        (1.0, [1.0, 1.0, 1.0]),        # labelled uses t only: (3-4)^2
+        (0.25, [0.25 * 1 + 0.75 * 1, 1.0, 1.0]),
+    ],
+)
+def test_example_losses_by_hand(alpha, expected):
+    student = torch.tensor([3.0, 2.0, 4.0])
+    teacher = torch.tensor([4.0, 1.0, NAN])
+    human = torch.tensor([2.0, NAN, 5.0])
+    losses, teacher_terms, human_terms = distillation_example_losses(student, teacher, human, alpha)
+    assert losses.tolist() == pytest.approx(expected)
+    assert teacher_terms.tolist() == [1.0, 1.0] and human_terms.tolist() == [1.0, 1.0]
+
+
+def test_mixed_weights_and_l1_by_hand():
+    student = torch.tensor([3.0, 2.5])
+    teacher = torch.tensor([4.5, 1.5])
+    human = torch.tensor([2.0, 1.0])
+    mse, _, _ = distillation_example_losses(student, teacher, human, alpha=0.3)
+    assert mse.tolist() == pytest.approx([0.3 * 2.25 + 0.7 * 1.0, 0.3 * 1.0 + 0.7 * 2.25])
+    l1, _, _ = distillation_example_losses(student, teacher, human, alpha=0.3, loss="l1")
+    assert l1.tolist() == pytest.approx([0.3 * 1.5 + 0.7 * 1.0, 0.3 * 1.0 + 0.7 * 1.5])
+    unlabelled, teacher_terms, human_terms = distillation_example_losses(
+        student, teacher, torch.tensor([NAN, NAN]), alpha=0.3)
+    assert unlabelled.tolist() == pytest.approx([2.25, 1.0]) and human_terms.numel() == 0
+    with pytest.raises(ValueError, match="needs a teacher score or a human MOS"):
+        distillation_example_losses(student, torch.tensor([NAN, 1.0]), torch.tensor([NAN, 1.0]), 0.5)
+
+
+class ListDataset(Dataset):
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, index):
+        return self.rows[index]
+
+
+class FrozenBatchNormStudent(ConvTransformerForMOSRegression):
+    """BatchNorm on running statistics even in training: batch statistics would make a batch of 4 and two
+    batches of 2 differ for reasons that have nothing to do with the loss scaling tested here."""
+
+    def train(self, mode=True):
+        super().train(mode)
+        for module in self.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.eval()
+        return self
+
+
+def _models():
+    torch.manual_seed(0)
+    student = FrozenBatchNormStudent(tiny_student_config())
+    torch.manual_seed(1)
+    teacher = ConvTransformerForMOSRegression(tiny_student_config()).eval()
+    return student, teacher
+
+
+def _rows(teacher=None, n=4):
+    rows = []
+    for i in range(n):
+        audio = synthetic_speech(1.0, seed=i, noise_db=5 * i)
+        row = {"audio": audio, "mos": 1.0 + i if i % 2 == 0 else None}  # half labelled
+        if teacher is not None:
+            with torch.no_grad():
+                row["teacher_mos"] = float(teacher(torch.from_numpy(audio)[None]).mos)
+        rows.append(row)
+    return rows
+
+
+def _args(tmp_path, **overrides):
+    fields = dict(output_dir=str(tmp_path), use_cpu=True, report_to=[], remove_unused_columns=False,
+                  per_device_train_batch_size=4, learning_rate=1e-2, max_steps=1, save_strategy="no",
+                  logging_steps=1, optim="sgd", seed=0, dataloader_num_workers=0)
+    return TrainingArguments(**{**fields, **overrides})
+
+
+def test_online_and_offline_teacher_give_the_same_loss(tmp_path):
+    student, teacher = _models()
+    collate = MOSCollator(window_length=122880, random_crop=False)
+    offline_batch = collate(_rows(teacher))
+    online_batch = {k: v for k, v in offline_batch.items() if k != "teacher_mos"}
+    student.eval()
+    offline = DistillationTrainer(model=student, args=_args(tmp_path), alpha=0.4)
+    online = DistillationTrainer(model=student, args=_args(tmp_path), alpha=0.4, teacher=teacher)
+    with torch.no_grad():
+        assert float(online.compute_loss(student, online_batch)) == pytest.approx(
+            float(offline.compute_loss(student, offline_batch)), rel=1e-6)
+
+
+def test_gradient_accumulation_equals_one_big_batch_and_terms_are_logged(tmp_path):
+    _, teacher = _models()
+    rows = _rows(teacher, n=4)
+    # labelled rows 0 and 2 first, unlabelled 1 and 3 last: the two micro-batches differ in kind
+    rows = [rows[0], rows[2], rows[1], rows[3]]
+    collate = MOSCollator(window_length=122880, random_crop=False)
+    results = []
+    for batch, accumulation in ((4, 1), (2, 2)):
+        student, _ = _models()
+        trainer = DistillationTrainer(
+            model=student, args=_args(tmp_path / f"{batch}", per_device_train_batch_size=batch,
+                                      gradient_accumulation_steps=accumulation),
+            train_dataset=ListDataset(rows), data_collator=collate, alpha=0.5,
+        )
+        trainer.get_train_dataloader = _unshuffled(trainer, rows, batch, collate)
+        trainer.train()
+        results.append((copy.deepcopy(student.state_dict()), trainer.state.log_history))
+    (one, log_one), (two, log_two) = results
+    for name in one:
+        assert torch.allclose(one[name].float(), two[name].float(), atol=1e-6), name
+    step = next(entry for entry in log_one if "loss" in entry)
+    assert "loss_teacher" in step and "loss_human" in step
+    assert step["loss"] == pytest.approx(next(e for e in log_two if "loss" in e)["loss"], rel=1e-4)
+
+
+def _unshuffled(trainer, rows, batch, collate):
+    """The Trainer's loader shuffles; these tests need a fixed order to compare two set-ups."""
+    from torch.utils.data import DataLoader
+
+    return lambda: trainer.accelerator.prepare(DataLoader(ListDataset(rows), batch_size=batch, collate_fn=collate))
