@@ -178,6 +178,14 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_clean_speech(args) -> int:
+    from .data.synth import write_clean_speech
+
+    count = write_clean_speech(args.output, espeak=args.espeak, asterisk=tuple(args.asterisk), seed=args.seed)
+    print(f"{count} clean clips in {args.output}")
+    return 0
+
+
 def cmd_corpora(args) -> int:
     from .data.corpora import PREPARERS, format_corpus_table
 
@@ -265,6 +273,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default=None)
     evaluate.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    clean = commands.add_parser("clean-speech", help="make a folder of clean speech (espeak-ng, Asterisk prompts)")
+    clean.add_argument("--output", required=True)
+    clean.add_argument("--espeak", type=int, default=0, help="random espeak-ng utterances to synthesise")
+    clean.add_argument("--asterisk", nargs="*", default=[], metavar="LANG",
+                       help="add the recorded prompts of asterisk-core-sounds-LANG-g722 (en, es, fr, it, ru)")
+    clean.add_argument("--seed", type=int, default=0)
+    clean.set_defaults(func=cmd_clean_speech)
 
     corpora = commands.add_parser("corpora", help="list the public MOS corpora: where, scale, licence")
     corpora.add_argument("--prepare", nargs=2, metavar=("NAME", "ROOT"),

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from ..audio import load_audio
 
@@ -76,3 +77,49 @@ def speech_like(seconds: float, sampling_rate: int = 16000, seed: int = 0, noise
         noise = rng.standard_normal(len(clip))
         clip = clip + noise * np.sqrt(np.mean(clip**2) / 10 ** (noise_db / 10))
     return np.clip(clip, -1, 1).astype(np.float32)
+
+
+def asterisk_prompt_files(language: str = "en") -> list[Path]:
+    """The G.722 prompt files of Debian's asterisk-core-sounds-<language>-g722 package (CC-BY-SA-3.0,
+    ~570 prompts by one professional speaker), found with dpkg -L."""
+    package = f"asterisk-core-sounds-{language}-g722"
+    listing = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True)
+    if listing.returncode != 0:
+        raise RuntimeError(f"{package} is not installed (Debian: apt-get install {package})")
+    return sorted(Path(line) for line in listing.stdout.splitlines() if line.endswith(".g722"))
+
+
+def decode_g722(path: str | Path, sampling_rate: int = 16000) -> np.ndarray:
+    """A raw G.722 file decoded with ffmpeg (soundfile has no G.722 decoder)."""
+    if shutil.which("ffmpeg") is None:
+        raise RuntimeError("ffmpeg is not installed (Debian: apt-get install ffmpeg)")
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "prompt.wav"
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "g722", "-i", str(path), "-ar", str(sampling_rate),
+                        str(wav)], check=True)
+        return load_audio(wav, target_sampling_rate=sampling_rate, min_duration=0.0).samples
+
+
+def write_clean_speech(output: str | Path, espeak: int = 0, asterisk: tuple[str, ...] = (), seed: int = 0,
+                       min_seconds: float = 1.0) -> int:
+    """Fill a folder with clean speech (an audio-folder SPEC): `espeak` random espeak-ng utterances and the
+    recorded Asterisk prompts of the given languages (prompts shorter than `min_seconds` are left out).
+    Files already there are kept, so the call is cheap to repeat. Returns the number of clips present."""
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    for index in range(espeak):
+        target = output / "espeak" / f"{seed}-{index:05d}.wav"
+        if not target.is_file():
+            samples, _ = random_espeak_speech(seed * 1_000_003 + index)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(target, samples, 16000, subtype="PCM_16")
+    for language in asterisk:
+        for prompt in asterisk_prompt_files(language):
+            target = output / f"asterisk-{language}" / f"{prompt.stem}.wav"
+            if target.is_file():
+                continue
+            samples = decode_g722(prompt)
+            if len(samples) >= min_seconds * 16000:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                sf.write(target, samples, 16000, subtype="PCM_16")
+    return sum(1 for _ in output.rglob("*.wav"))

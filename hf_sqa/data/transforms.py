@@ -60,7 +60,8 @@ class BabbleNoise(BaseWaveformTransform):
     def apply(self, samples, sample_rate):
         seconds = len(samples) / sample_rate
         seed = self.parameters["talker_seed"]
-        babble = sum(speech_like(seconds, sample_rate, seed=seed + k)[: len(samples)]
+        # int(seconds * rate) can come out one sample short of len(samples): fit every talker to the clip
+        babble = sum(_fit_length(speech_like(seconds, sample_rate, seed=seed + k), len(samples))
                      for k in range(self.parameters["talkers"]))
         return mix_at_snr(samples, np.asarray(babble, dtype=np.float32), self.parameters["snr_db"])
 

@@ -204,3 +204,18 @@ def test_espeak_synthesis_is_random_but_reproducible():
     assert settings == same and np.array_equal(first, again)
     assert different != settings and len(settings["text"].split()) >= 8
     assert first.dtype == np.float32 and 1.0 < len(first) / RATE < 20 and np.abs(first).max() > 0.05
+
+
+@pytest.mark.parametrize("length", [32370, 4007, 16001])  # 32370, 4007: int(n / sr * sr) == n - 1
+def test_every_option_keeps_the_clip_length(length):
+    import random
+
+    clip = speech_like(3.0, seed=1)[:length]
+    pipeline = DegradationPipeline(seed=0, noises=[speech_like(1.0, seed=2)])
+    for family, (_, options) in pipeline.families.items():
+        for _, transform in options:
+            random.seed(length)
+            np.random.seed(length)
+            out = transform(clip, RATE)
+            assert out.shape == (length,), (family, type(transform).__name__)
+            assert np.isfinite(out).all()
