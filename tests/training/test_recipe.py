@@ -117,3 +117,22 @@ def test_two_process_cpu_ddp(tiny_checkpoint, corpora, tmp_path):
     assert ranks[0]["world"] == ranks[1]["world"] == 2 and ranks[0]["steps"] == ranks[1]["steps"] == 3
     assert not set(ranks[0]["ids"]) & set(ranks[1]["ids"])  # different data per rank
     assert ranks[0]["weights"] == ranks[1]["weights"]  # identical weights after training
+
+
+def test_shipped_cpu_recipe_runs(distillmos_dir, corpora, tmp_path):
+    """training_scripts/configs/distill_cpu_small.yaml as shipped (online Distill-MOS teacher, degradation
+    on the fly), shortened to 3 steps and pointed at synthetic clean speech."""
+    labelled, clean = corpora
+    config = HERE.parents[1] / "training_scripts" / "configs" / "distill_cpu_small.yaml"
+    run = subprocess.run(
+        _script("distill_student.py") + ["--config", str(config), "--set", f"output_dir={tmp_path / 'run'}",
+                                         f"unlabelled={clean}", f"eval=[{labelled}]", "training.max_steps=3",
+                                         "training.save_steps=3"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "HF_SQA_CACHE": str(distillmos_dir.parent)},
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["labelled"][str(tmp_path / "run" / "final")]["n"] == 12
+    with pytest.raises(subprocess.CalledProcessError):  # a teacher recipe is refused by the student script
+        subprocess.run(_script("distill_student.py") + ["--config", str(config.with_name("teacher_xlsr300m.yaml"))],
+                       check=True, capture_output=True, timeout=120)
