@@ -138,25 +138,11 @@ CORPORA: dict[str, Corpus] = {
             licence=UNVERIFIED,
             source=UNVERIFIED,
         ),
-        Corpus(
-            name="tub",
-            description="listed in issue #3 among the paper's corpora; not identified from the sources "
-            "reachable here",
-            location=UNVERIFIED,
-            label_column=UNVERIFIED,
-            scale=ACR_1_TO_5,
-            licence=UNVERIFIED,
-            source=UNVERIFIED,
-        ),
-        Corpus(
-            name="genspeech",
-            description="listed in issue #3 among the paper's corpora; not identified from the sources "
-            "reachable here",
-            location=UNVERIFIED,
-            label_column=UNVERIFIED,
-            scale=ACR_1_TO_5,
-            licence=UNVERIFIED,
-            source=UNVERIFIED,
+        *(
+            Corpus(name=name, description="listed in issue #3 among the paper's corpora; not identified from "
+                   "the sources reachable here", location=UNVERIFIED, label_column=UNVERIFIED, scale=ACR_1_TO_5,
+                   licence=UNVERIFIED, source=UNVERIFIED)
+            for name in ("tub", "genspeech")
         ),
     )
 }
