@@ -1,0 +1,120 @@
+"""What every hf_sqa MOS model does the same way: windowing, averaging, loss, outputs.
+
+A model family implements two hooks:
+
+* ``normalize_clips(input_values, lengths)``: per-clip input normalisation before windowing (identity by
+  default);
+* ``score_windows(windows, lengths)``: (num_windows, window_length) -> (num_windows,) MOS in [1, 5].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .configuration_mos import MOSConfig
+from .head import MOSHead
+from .windowing import average_per_item, make_windows, pad_per_item
+
+# CPU inference scores windows in chunks of this many: larger chunks overflow the CPU caches (the head's
+# attention maps alone are 8 x 384 x 384 floats per window). Distill-MOS head, 2 threads: 17-18 ms/window
+# in chunks of 4, 28-31 in chunks of 8 (benchmarks/score_speed.py --breakdown). GPUs and training take
+# all windows at once.
+CPU_INFERENCE_WINDOWS_PER_CHUNK = 4
+
+
+@dataclass
+class MOSRegressionOutput(ModelOutput):
+    """
+    loss:          scalar regression loss against `labels` (MSE or L1, see `config.loss_type`), when given
+    mos:           (batch,) predicted MOS in [1, 5], the mean of the clip's window scores
+    window_mos:    (batch, max_windows) MOS of each window, NaN where a clip has fewer windows
+    window_mask:   (batch, max_windows) True where `window_mos` holds a window
+    window_starts: (batch, max_windows) start sample of each window in its clip, -1 where none
+    """
+
+    loss: torch.Tensor | None = None
+    mos: torch.Tensor | None = None
+    window_mos: torch.Tensor | None = None
+    window_mask: torch.Tensor | None = None
+    window_starts: torch.Tensor | None = None
+
+
+class MOSPreTrainedModel(PreTrainedModel):
+    config: MOSConfig
+    main_input_name = "input_values"
+    input_modalities = "audio"
+
+    def build_head(self, input_size: int) -> MOSHead:
+        cfg = self.config
+        return MOSHead(
+            input_size=input_size,
+            hidden_size=cfg.head_hidden_size,
+            num_layers=cfg.head_num_layers,
+            num_heads=cfg.head_num_heads,
+            ffn_size=cfg.head_ffn_size,
+            dropout=cfg.head_dropout,
+            position_scale_length=cfg.position_scale_length,
+        )
+
+    def normalize_clips(self, input_values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return input_values
+
+    def score_windows(self, windows: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> MOSRegressionOutput | tuple:
+        """
+        input_values:   (batch, time) or (time,) waveform at `config.sampling_rate`
+        attention_mask: (batch, time), 1 on real samples and 0 on padding; each clip is then scored exactly
+                        as if it were alone (its windows are cut from its real samples only)
+        labels:         (batch,) human or teacher MOS for the loss
+        """
+        if input_values.dim() == 1:
+            input_values = input_values[None]
+        batch_size, num_samples = input_values.shape
+        if attention_mask is None:
+            lengths = torch.full((batch_size,), num_samples, dtype=torch.long, device=input_values.device)
+        else:
+            lengths = attention_mask.to(torch.long).sum(dim=-1)
+        if (lengths <= 0).any():
+            empty = torch.nonzero(lengths <= 0).flatten().tolist()
+            raise ValueError(f"batch items {empty} have no samples (attention_mask is all zero)")
+
+        input_values = self.normalize_clips(input_values, lengths)
+        batch = make_windows(input_values, lengths, self.config.window_length, self.config.window_max_hop)
+        chunk = self.config.max_windows_per_forward
+        if input_values.device.type == "cpu" and not self.training and not torch.is_grad_enabled():
+            chunk = min(chunk, CPU_INFERENCE_WINDOWS_PER_CHUNK)
+        window_mos = torch.cat(
+            [
+                self.score_windows(batch.windows[i : i + chunk], batch.lengths[i : i + chunk])
+                for i in range(0, batch.windows.shape[0], chunk)
+            ]
+        )
+        mos = average_per_item(window_mos, batch.item_index, batch_size)
+        window_grid, window_mask = pad_per_item(window_mos, batch.item_index, batch_size)
+        start_grid, _ = pad_per_item(batch.starts, batch.item_index, batch_size, fill_value=-1)
+
+        loss = None
+        if labels is not None:
+            labels = labels.to(device=mos.device, dtype=mos.dtype).reshape(mos.shape)
+            if self.config.loss_type == "l1":
+                loss = torch.nn.functional.l1_loss(mos, labels)
+            else:
+                loss = torch.nn.functional.mse_loss(mos, labels)
+
+        output = MOSRegressionOutput(
+            loss=loss, mos=mos, window_mos=window_grid, window_mask=window_mask, window_starts=start_grid
+        )
+        return output if return_dict is not False else output.to_tuple()

@@ -1,0 +1,102 @@
+"""Long-input windowing: the one place where clips are cut into fixed-length model windows.
+
+Both model families see audio through fixed windows (7.68 s = 122880 samples at 16 kHz by default).
+The rule is Distill-MOS's, so imported checkpoints score exactly as the original:
+
+* a clip no longer than one window gives one window, zero-padded at the end;
+* a longer clip gives ``ceil(overhang / max_hop) + 1`` windows whose starts are spread evenly
+  (``numpy.linspace``) from 0 to ``overhang = length - window_length``, so consecutive windows are at
+  most ``max_hop`` samples apart and the last one ends exactly at the clip's end.
+
+All windows of a whole batch are gathered into one tensor so the model runs them in one forward, and the
+per-window scores are averaged back per clip.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+def window_starts(num_samples: int, window_length: int, max_hop: int) -> list[int]:
+    """Start offsets (in samples) of the windows covering a clip of ``num_samples`` samples."""
+    if num_samples <= 0:
+        raise ValueError(f"cannot window a clip of {num_samples} samples")
+    overhang = num_samples - window_length
+    if overhang <= 0:
+        return [0]
+    num_windows = math.ceil(overhang / max_hop) + 1
+    # float64 linspace then int() truncation, exactly as Distill-MOS computes its crop starts
+    return [int(fraction * overhang) for fraction in np.linspace(0.0, 1.0, num_windows)]
+
+
+@dataclass
+class WindowBatch:
+    """All windows of a batch, flattened along the first axis.
+
+    windows:     (num_windows, window_length) float, zero beyond each window's valid samples
+    lengths:     (num_windows,) long, valid (non-padding) samples in each window
+    item_index:  (num_windows,) long, the batch item each window was cut from
+    starts:      (num_windows,) long, start sample of each window inside its item
+    """
+
+    windows: torch.Tensor
+    lengths: torch.Tensor
+    item_index: torch.Tensor
+    starts: torch.Tensor
+
+
+def make_windows(
+    input_values: torch.Tensor, lengths: torch.Tensor, window_length: int, max_hop: int
+) -> WindowBatch:
+    """Cut every clip of a padded batch into its windows.
+
+    input_values: (batch, time) padded waveforms
+    lengths:      (batch,) number of real samples per clip; samples past it are ignored (treated as zeros)
+    """
+    if input_values.dim() != 2:
+        raise ValueError(f"input_values must be (batch, time), got shape {tuple(input_values.shape)}")
+    item_index, starts, valid = [], [], []
+    for item, length in enumerate(lengths.tolist()):
+        for start in window_starts(int(length), window_length, max_hop):
+            item_index.append(item)
+            starts.append(start)
+            valid.append(min(window_length, int(length) - start))
+    device = input_values.device
+    # one slice copy per window (windows are few); samples past a clip's end stay zero
+    windows = input_values.new_zeros(len(starts), window_length)
+    for row, (item, start, count) in enumerate(zip(item_index, starts, valid)):
+        windows[row, :count] = input_values[item, start : start + count]
+    item_index_t = torch.tensor(item_index, dtype=torch.long, device=device)
+    starts_t = torch.tensor(starts, dtype=torch.long, device=device)
+    valid_t = torch.tensor(valid, dtype=torch.long, device=device)
+    return WindowBatch(windows=windows, lengths=valid_t, item_index=item_index_t, starts=starts_t)
+
+
+def average_per_item(window_values: torch.Tensor, item_index: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Mean of per-window values per batch item: (num_windows,) -> (batch,)."""
+    sums = torch.zeros(batch_size, dtype=window_values.dtype, device=window_values.device)
+    sums = sums.index_add(0, item_index, window_values)
+    counts = torch.bincount(item_index, minlength=batch_size).to(window_values.dtype)
+    return sums / counts
+
+
+def pad_per_item(
+    window_values: torch.Tensor, item_index: torch.Tensor, batch_size: int, fill_value: float = float("nan")
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scatter per-window values into a (batch, max_windows) grid and a boolean mask of filled cells.
+
+    Windows of one item are contiguous and in time order (``make_windows`` emits them that way).
+    """
+    counts = torch.bincount(item_index, minlength=batch_size)
+    max_windows = int(counts.max().item()) if counts.numel() else 0
+    first_window = torch.cumsum(counts, 0) - counts  # (batch,) index of each item's first window
+    position = torch.arange(item_index.numel(), device=item_index.device) - first_window[item_index]
+    grid = torch.full((batch_size, max_windows), fill_value, dtype=window_values.dtype, device=window_values.device)
+    grid[item_index, position] = window_values
+    mask = torch.zeros((batch_size, max_windows), dtype=torch.bool, device=window_values.device)
+    mask[item_index, position] = True
+    return grid, mask
