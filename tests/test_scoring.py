@@ -96,3 +96,14 @@ def test_unexpected_decoder_failure_becomes_an_error_row(tiny_model, clip_folder
     paths = [str(clip_folder / "noisy.wav"), str(clip_folder / "clean.wav")]
     results = list(iter_scores(paths, tiny_model))
     assert results[0].error == "RuntimeError: decoder crashed" and results[1].ok
+
+
+def test_kept_student_checkpoint_loads_and_scores():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "checkpoints" / "student-tiny-cpu"
+    model = load_model(path)
+    assert sum(p.numel() for p in model.parameters()) == 95_834
+    scores = score([synthetic_speech(3.0, seed=1), synthetic_speech(3.0, seed=1, noise_db=-5)], model=model,
+                   sampling_rate=16000)
+    assert np.all((scores >= 1) & (scores <= 5)) and scores[0] != scores[1]
