@@ -219,3 +219,18 @@ def test_every_option_keeps_the_clip_length(length):
             out = transform(clip, RATE)
             assert out.shape == (length,), (family, type(transform).__name__)
             assert np.isfinite(out).all()
+
+
+def test_asterisk_prompts_decode_when_installed():
+    import shutil
+    import subprocess
+
+    from hf_sqa.data.synth import asterisk_prompt_files, decode_g722
+
+    if shutil.which("ffmpeg") is None or subprocess.run(["dpkg", "-s", "asterisk-core-sounds-en-g722"],
+                                                        capture_output=True).returncode != 0:
+        pytest.skip("asterisk-core-sounds-en-g722 or ffmpeg not installed")
+    prompts = asterisk_prompt_files("en")
+    assert len(prompts) > 500
+    speech = decode_g722(next(p for p in prompts if p.name == "hello-world.g722"))
+    assert speech.dtype == np.float32 and 0.5 < len(speech) / RATE < 5 and np.abs(speech).max() > 0.05

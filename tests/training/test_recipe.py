@@ -136,3 +136,31 @@ def test_shipped_cpu_recipe_runs(distillmos_dir, corpora, tmp_path):
     with pytest.raises(subprocess.CalledProcessError):  # a teacher recipe is refused by the student script
         subprocess.run(_script("distill_student.py") + ["--config", str(config.with_name("teacher_xlsr300m.yaml"))],
                        check=True, capture_output=True, timeout=120)
+
+
+def test_teacher_recipe_with_lora_trains_and_saves_a_plain_checkpoint(corpora, tmp_path):
+    from transformers import AutoModel, Wav2Vec2Config, Wav2Vec2Model
+
+    from hf_sqa.models import XLSRForMOSRegression
+    from hf_sqa.testing import tiny_wav2vec2_config
+    from hf_sqa.training.recipe import load_recipe, run_recipe
+
+    labelled, _ = corpora
+    torch.manual_seed(0)
+    Wav2Vec2Model(Wav2Vec2Config(**tiny_wav2vec2_config())).save_pretrained(tmp_path / "backbone")
+    recipe = {
+        "output_dir": str(tmp_path / "run"),
+        "model": {"kind": "teacher", "backbone": str(tmp_path / "backbone"), "feature_layers": [1, 3],
+                  "layer_fusion": "fusion", "head_hidden_size": 8, "head_num_heads": 2, "head_num_layers": 1,
+                  "head_ffn_size": 16, "lora": {"rank": 2, "alpha": 4}},
+        "labelled": [str(labelled)], "eval": [str(labelled)], "loss": "l1",
+        "training": {"max_steps": 2, "per_device_train_batch_size": 4, "learning_rate": 1e-3, "save_steps": 2,
+                     "eval_steps": 2, "use_cpu": True, "seed": 0},
+    }
+    (tmp_path / "teacher.yaml").write_text(yaml.safe_dump(recipe))
+    report, trainer = run_recipe(load_recipe(tmp_path / "teacher.yaml"))
+    final = AutoModel.from_pretrained(tmp_path / "run" / "final")
+    assert isinstance(final, XLSRForMOSRegression) and final.config.feature_layers == [1, 3]
+    assert not any("lora" in name for name in final.state_dict())
+    assert any("eval_labelled_pcc" in entry for entry in trainer.state.log_history)
+    assert report["labelled"][str(tmp_path / "run" / "final")]["n"] == 12
