@@ -25,6 +25,7 @@ import soundfile as sf
 import torch
 
 import hf_sqa
+from hf_sqa.complexity import conv_stack_macs
 from hf_sqa.testing import import_distillmos, synthetic_speech, write_clip
 
 
@@ -53,16 +54,6 @@ def best_time(run, repeats: int) -> tuple[float, np.ndarray]:
         result = run()
         times.append(time.perf_counter() - start)
     return min(times), result
-
-
-def conv_stack_macs(model) -> int:
-    """Multiply-adds of hf_sqa's conv stack for one window, from the layers' output shapes."""
-    spectrum = model.frontend.compressed_spectrum(torch.zeros(1, model.config.window_length))
-    total, x = 0, spectrum
-    for conv in model.frontend.convs:
-        x = conv(x)
-        total += x.numel() * conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
-    return total
 
 
 def breakdown(reference, ours, repeats: int) -> None:

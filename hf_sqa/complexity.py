@@ -22,16 +22,20 @@ def head_macs(input_size: int, frames: int, hidden: int, layers: int, ffn: int) 
     return frames * input_size * hidden + layers * per_layer + pooling
 
 
+def conv_stack_macs(model: ConvTransformerForMOSRegression) -> int:
+    """MACs of a student's conv stack on one window, from the layers' output shapes."""
+    total = 0
+    with torch.no_grad():
+        x = model.frontend.compressed_spectrum(torch.zeros(1, model.config.window_length))
+        for layer in model.frontend.convs:
+            x = layer(x)
+            total += x.numel() * layer.in_channels * layer.kernel_size[0] * layer.kernel_size[1]
+    return total
+
+
 def student_macs_per_second(model: ConvTransformerForMOSRegression) -> float:
     """MACs per second of audio of a ConvTransformer student (one window, divided by its duration)."""
     config = model.config
-    with torch.no_grad():
-        x = model.frontend.compressed_spectrum(torch.zeros(1, config.window_length))
-        conv = 0
-        for layer in model.frontend.convs:
-            x = layer(x)
-            conv += x.numel() * layer.in_channels * layer.kernel_size[0] * layer.kernel_size[1]
-    frames = x.shape[-1]
-    head = head_macs(model.frontend.output_size, frames, config.head_hidden_size, config.head_num_layers,
-                     config.head_ffn_size)
-    return (conv + head) / (config.window_length / config.sampling_rate)
+    head = head_macs(model.frontend.output_size, config.frames_per_window, config.head_hidden_size,
+                     config.head_num_layers, config.head_ffn_size)
+    return (conv_stack_macs(model) + head) / (config.window_length / config.sampling_rate)

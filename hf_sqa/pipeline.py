@@ -11,11 +11,14 @@ Inputs are what `hf_sqa.audio.load_audio` takes: a path, or an array with `sampl
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .audio import load_audio
+from .scoring import window_segments
 
 TASK = "speech-quality-assessment"
 
@@ -51,15 +54,9 @@ class SpeechQualityPipeline(Pipeline):
 
     def postprocess(self, model_outputs):
         output = model_outputs["output"]
-        rate, window = self.model.config.sampling_rate, self.model.config.window_length
-        valid = output.window_mask[0].cpu()
-        starts = output.window_starts[0].cpu()[valid].tolist()
-        window_mos = output.window_mos[0].float().cpu()[valid].tolist()
-        segments = [
-            {"start": start / rate, "end": min(start + window, model_outputs["num_samples"]) / rate, "mos": value}
-            for start, value in zip(starts, window_mos)
-        ]
-        return {"mos": float(output.mos[0]), "silent": bool(model_outputs["silent"]), "segments": segments}
+        (segments,) = window_segments(output, [model_outputs["num_samples"]], self.model.config)
+        return {"mos": float(output.mos[0]), "silent": bool(model_outputs["silent"]),
+                "segments": [dataclasses.asdict(segment) for segment in segments]}
 
 
 PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=SpeechQualityPipeline, pt_model=AutoModel, type="audio")

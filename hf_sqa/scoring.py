@@ -125,20 +125,23 @@ def score_batch(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     with torch.inference_mode(), autocast:
         output = model(torch.from_numpy(batch).to(device), attention_mask=torch.from_numpy(mask).to(device))
-    mos = output.mos.float().cpu().numpy()
+    return output.mos.float().cpu().numpy(), window_segments(output, lengths, model.config)
+
+
+def window_segments(output, lengths: list[int], config) -> list[list[Segment]]:
+    """Each clip's windows as Segments (seconds of the clip, window ends clipped to the clip's length)."""
     window_mos = output.window_mos.float().cpu().numpy()
     window_mask = output.window_mask.cpu().numpy()
     starts = output.window_starts.cpu().numpy()
-    rate = model.config.sampling_rate
-    window = model.config.window_length
-    segments = [
+    rate, window = config.sampling_rate, config.window_length
+    return [
         [
-            Segment(start=starts[row, k] / rate, end=min(starts[row, k] + window, lengths[row]) / rate, mos=float(window_mos[row, k]))
+            Segment(start=starts[row, k] / rate, end=min(starts[row, k] + window, length) / rate,
+                    mos=float(window_mos[row, k]))
             for k in np.flatnonzero(window_mask[row])
         ]
-        for row in range(len(audios))
+        for row, length in enumerate(lengths)
     ]
-    return mos, segments
 
 
 def iter_scores(

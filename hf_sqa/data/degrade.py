@@ -26,7 +26,7 @@ from datasets import Features, IterableDataset, List, Value
 from tqdm import tqdm
 
 from . import transforms as hf_sqa_transforms
-from .shards import encode_flac, shard_name, write_shard
+from .shards import check_manifest, encode_flac, shard_name, write_shard
 from .specs import resolve
 
 DEFAULT_CATALOGUE = Path(__file__).with_name("catalogue_default.yaml")
@@ -209,15 +209,9 @@ def write_degraded_shards(
         raise ValueError(f"num and shard_size must be positive, got {num}, {shard_size}")
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    manifest = {"clean": str(clean), "num": num, "noise": noise, "rirs": rirs, "seed": seed,
-                "shard_size": shard_size, "catalogue": load_catalogue(catalogue)}
-    manifest_path = output / "manifest.json"
-    if manifest_path.is_file():
-        if json.loads(manifest_path.read_text()) != json.loads(json.dumps(manifest)):
-            raise ValueError(f"{output} holds shards of a different degrade run (see {manifest_path}); "
-                             "use another output folder")
-    else:
-        manifest_path.write_text(json.dumps(manifest, indent=1))
+    check_manifest(output, {"clean": str(clean), "num": num, "noise": noise, "rirs": rirs, "seed": seed,
+                            "shard_size": shard_size, "catalogue": load_catalogue(catalogue)},
+                   "shards of a different degrade run")
     count = (num + shard_size - 1) // shard_size
     paths = [output / shard_name(i, count) for i in range(count)]
     tasks = [(i, count, i * shard_size, min(num, (i + 1) * shard_size), paths[i])

@@ -14,7 +14,6 @@ and `teacher_error` (why an example could not be scored, else null; its teacher_
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from tqdm import tqdm
 
 from ..audio import AudioError, load_audio
 from ..scoring import score_batch, load_model
-from .shards import shard_name, write_shard
+from .shards import check_manifest, shard_name, write_shard
 from .specs import resolve
 
 TEACHER_FEATURES = {
@@ -76,7 +75,8 @@ def pseudo_label(
     units = (total + shard_size - 1) // shard_size
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    _check_manifest(output, {"teacher": str(teacher), "data": str(data), "rows": total, "shard_size": shard_size})
+    check_manifest(output, {"teacher": str(teacher), "data": str(data), "rows": total, "shard_size": shard_size},
+                   "pseudo-labels of a different run")
     count, index = _process_slot(num_shards, shard_index)
     mine = [u for u in range(units) if u % count == index]
     todo = [u for u in mine if not (output / shard_name(u, units)).is_file()]
@@ -86,7 +86,7 @@ def pseudo_label(
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_model(teacher, device=device)
-    columns = [c for c in raw.column_names]
+    columns = list(raw.column_names)
     features = Features({**{c: raw.features[c] for c in columns if c != "audio"}, **TEACHER_FEATURES})
     bar = tqdm(total=sum(min(total, (u + 1) * shard_size) - u * shard_size for u in todo), unit="clip",
                desc=f"pseudo-labelling ({index + 1}/{count})", disable=not progress)
@@ -118,17 +118,3 @@ def pseudo_label(
         write_shard(out, features, output / shard_name(unit, units))
     bar.close()
     return [output / shard_name(u, units) for u in mine]
-
-
-def _check_manifest(output: Path, manifest: dict) -> None:
-    """Refuse to resume into a folder written with other arguments. Written atomically, so concurrent
-    processes of one run agree."""
-    path = output / "manifest.json"
-    if path.is_file():
-        existing = json.loads(path.read_text())
-        if existing != manifest:
-            raise ValueError(f"{output} holds pseudo-labels of a different run ({existing}); use another folder")
-        return
-    partial = path.with_name(f".manifest.{os.getpid()}.partial")
-    partial.write_text(json.dumps(manifest, indent=1))
-    os.replace(partial, path)

@@ -7,6 +7,7 @@ shard: a shard file that exists is complete, which is what makes jobs resumable 
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -39,3 +40,18 @@ def write_shard(columns: dict[str, list], features: Features, path: str | os.Pat
     table.to_parquet(str(partial))
     os.replace(partial, path)
     return path
+
+
+def check_manifest(output: Path, manifest: dict, refusal: str) -> None:
+    """Record a job's arguments in output/manifest.json, or refuse to resume into a folder written with
+    other arguments (`refusal` says what the folder holds). Written atomically, so concurrent processes of
+    one run agree."""
+    path = output / "manifest.json"
+    manifest = json.loads(json.dumps(manifest))  # as it reads back (tuples become lists)
+    if path.is_file():
+        if json.loads(path.read_text()) != manifest:
+            raise ValueError(f"{output} holds {refusal} (see {path}); use another output folder")
+        return
+    partial = path.with_name(f".manifest.{os.getpid()}.partial")
+    partial.write_text(json.dumps(manifest, indent=1))
+    os.replace(partial, path)

@@ -53,7 +53,6 @@ from ..audio import find_audio_files, load_audio
 
 logger = logging.getLogger(__name__)
 
-UNIFORM_FIELDS = ("id", "audio", "mos", "corpus", "condition")
 # Encoded audio as a plain struct: the Arrow storage of datasets' Audio feature, but building an Audio
 # column from Python objects needs torchcodec, which hf_sqa does not use
 ENCODED_AUDIO = {"bytes": Value("binary"), "path": Value("string")}
@@ -255,7 +254,7 @@ def _standardize_table(spec: Spec, table):
         table = table.map(lambda example: {"audio": {"bytes": None, "path": example["audio"]}},
                           features=Features({**table.features, "audio": ENCODED_AUDIO}))
     columns = list(table.features)
-    corpus = spec.corpus if spec.kind != "hub" else spec.options.get("corpus", spec.location.split("/")[-1])
+    corpus = spec.corpus
 
     def fill(example, index):
         return {
