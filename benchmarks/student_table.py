@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 import hf_sqa
-from hf_sqa.complexity import parameter_count, student_macs_per_second
+from hf_sqa.complexity import parameter_count, macs_per_second
 from hf_sqa.evaluation import evaluate_models
 from hf_sqa.testing import synthetic_speech
 
@@ -45,7 +45,7 @@ def main() -> None:
     for name in args.models:
         model = hf_sqa.load_model(name)
         t, h = report["heldout"][name], report[human][name]
-        print(f"{name:<28} {parameter_count(model) / 1e6:>8.3f}M {student_macs_per_second(model) / 1e9:>7.2f} "
+        print(f"{name:<28} {parameter_count(model) / 1e6:>8.3f}M {macs_per_second(model) / 1e9:>7.2f} "
               f"{speed(model):>6.0f} {t['pcc']:>8.3f}/{t['srcc']:.3f} {h['pcc']:>7.3f}/{h['srcc']:.3f} "
               f"{h.get('system_pcc', np.nan):>6.3f}/{h.get('system_srcc', np.nan):.3f}")
 

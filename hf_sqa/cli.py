@@ -178,6 +178,25 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_prune(args) -> int:
+    from .pruning import PruningSettings, prune_checkpoint
+
+    report = prune_checkpoint(
+        args.model, args.calib, args.output, target_params=args.target_params, target_ratio=args.target_ratio,
+        eval_data=args.eval_data, device=args.device, method=args.method, steps=args.steps,
+        importance_loss=args.importance_loss, calib_clips=args.calib_clips, batch_size=args.batch_size,
+        finetune_steps=args.finetune_steps, finetune_data=args.finetune_data, learning_rate=args.learning_rate,
+        l0_steps=args.l0_steps, seed=args.seed,
+    )
+    before, after, comparison = report["before"], report["after"], report["evaluation"]["pruned_vs_unpruned"]
+    print(f"parameters {before['parameters']:,} -> {after['parameters']:,} ({report['parameter_ratio']:.3f}); "
+          f"GMAC/s {before['macs_per_second'] / 1e9:.3f} -> {after['macs_per_second'] / 1e9:.3f}")
+    print(f"pruned vs. unpruned on {report['evaluation']['clips']} clips: PCC {comparison['pcc']:.3f} "
+          f"SRCC {comparison['srcc']:.3f} RMSE {comparison['rmse']:.3f}")
+    print(f"wrote {args.output} and {args.output}/pruning_report.json")
+    return 0
+
+
 def cmd_clean_speech(args) -> int:
     from .data.synth import write_clean_speech
 
@@ -273,6 +292,29 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default=None)
     evaluate.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    prune = commands.add_parser("prune", help="data-driven structured pruning to a parameter target")
+    prune.add_argument("--model", required=True, help="built-in name, checkpoint folder or Hub id")
+    prune.add_argument("--calib", required=True, help="SPEC of calibration clips (importance scores)")
+    prune.add_argument("--output", required=True, help="folder for the pruned checkpoint and pruning_report.json")
+    target = prune.add_mutually_exclusive_group(required=True)
+    target.add_argument("--target-ratio", type=float, help="keep this share of the parameters (0 < r < 1)")
+    target.add_argument("--target-params", type=int, help="keep at most this many parameters")
+    prune.add_argument("--method", choices=["taylor", "l0"], default="taylor",
+                       help="taylor: Gauss-Newton Taylor importance (default); l0: HardConcrete gates")
+    prune.add_argument("--steps", type=int, default=3, help="pruning steps, geometric towards the target")
+    prune.add_argument("--importance-loss", choices=["distill", "mos"], default="distill",
+                       help="loss the importance refers to: distillation from the unpruned model, or human MOS")
+    prune.add_argument("--calib-clips", type=int, default=64, help="calibration clips used (default 64)")
+    prune.add_argument("--finetune-steps", type=int, default=0, help="distillation steps after each pruning step")
+    prune.add_argument("--finetune-data", help="SPEC for the fine-tuning (default: the calibration SPEC)")
+    prune.add_argument("--eval-data", help="SPEC to compare pruned and unpruned on (default: calibration)")
+    prune.add_argument("--batch-size", type=int, default=8)
+    prune.add_argument("--learning-rate", type=float, default=1e-4)
+    prune.add_argument("--l0-steps", type=int, default=100, help="gate training steps per step of --method l0")
+    prune.add_argument("--device", default=None)
+    prune.add_argument("--seed", type=int, default=0)
+    prune.set_defaults(func=cmd_prune)
 
     clean = commands.add_parser("clean-speech", help="make a folder of clean speech (espeak-ng, Asterisk prompts)")
     clean.add_argument("--output", required=True)

@@ -1,25 +1,38 @@
 """Model size and compute: parameters and multiply-accumulates (MACs) per second of audio.
 
-MACs are counted from the configuration (conv output shapes, head matrix sizes), not with module hooks:
-PyTorch's fused transformer fast path does not call the attention's submodules, so hooks would miss it.
+MACs are counted from the configuration and the built modules' shapes (conv output sizes, matrix sizes,
+per-layer head counts and widths of pruned models), for one window; bias adds, norms and activations are
+not counted.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .models import ConvTransformerForMOSRegression
+from .models import ConvTransformerForMOSRegression, MOSPreTrainedModel, XLSRForMOSRegression
+from .models.head import MOSHead
 
 
 def parameter_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def head_macs(input_size: int, frames: int, hidden: int, layers: int, ffn: int) -> int:
+def transformer_layer_macs(frames: int, hidden: int, attention_width: int, ffn_size: int) -> int:
+    """One transformer layer on `frames` frames: q/k/v/out projections of `attention_width`
+    (heads * head_dim, 0 when the block is removed), attention scores and mixing, feed-forward."""
+    attention = 4 * frames * hidden * attention_width + 2 * frames * frames * attention_width
+    return attention + 2 * frames * hidden * ffn_size
+
+
+def head_macs(head: MOSHead, frames: int) -> int:
     """MACs of the MOS head on one window of `frames` feature frames."""
-    per_layer = 4 * frames * hidden * hidden + 2 * frames * frames * hidden + 2 * frames * hidden * ffn
-    pooling = frames * hidden * 2 * hidden + frames * 2 * hidden + hidden
-    return frames * input_size * hidden + layers * per_layer + pooling
+    hidden = head.projection.out_features
+    total = frames * head.projection.in_features * hidden
+    for layer in head.encoder.layers:
+        width = layer.self_attn.out_proj.in_features if layer.self_attn is not None else 0
+        ffn = layer.linear1.out_features if layer.linear1 is not None else 0
+        total += transformer_layer_macs(frames, hidden, width, ffn)
+    return total + frames * hidden * 2 * hidden + frames * 2 * hidden + hidden  # attention pooling
 
 
 def conv_stack_macs(model: ConvTransformerForMOSRegression) -> int:
@@ -33,9 +46,38 @@ def conv_stack_macs(model: ConvTransformerForMOSRegression) -> int:
     return total
 
 
-def student_macs_per_second(model: ConvTransformerForMOSRegression) -> float:
-    """MACs per second of audio of a ConvTransformer student (one window, divided by its duration)."""
+def backbone_macs(model: XLSRForMOSRegression) -> tuple[int, int]:
+    """(MACs, frames) of the teacher's wav2vec 2.0 backbone on one window."""
+    backbone = model.wav2vec2
+    frames, total = model.config.window_length, 0
+    for conv_layer in backbone.feature_extractor.conv_layers:
+        conv = conv_layer.conv
+        frames = (frames - conv.kernel_size[0]) // conv.stride[0] + 1
+        total += frames * conv.kernel_size[0] * conv.in_channels * conv.out_channels
+    projection = backbone.feature_projection.projection
+    hidden = projection.out_features
+    total += frames * projection.in_features * hidden
+    pos_conv = backbone.encoder.pos_conv_embed.conv
+    total += frames * pos_conv.kernel_size[0] * (hidden // pos_conv.groups) * hidden
+    for layer in backbone.encoder.layers:
+        width = layer.attention.out_proj.in_features if layer.attention is not None else 0
+        ffn = layer.feed_forward.output_dense.in_features if layer.feed_forward is not None else 0
+        total += transformer_layer_macs(frames, hidden, width, ffn)
+    return total, frames
+
+
+def macs_per_window(model: MOSPreTrainedModel) -> int:
     config = model.config
-    head = head_macs(model.frontend.output_size, config.frames_per_window, config.head_hidden_size,
-                     config.head_num_layers, config.head_ffn_size)
-    return (conv_stack_macs(model) + head) / (config.window_length / config.sampling_rate)
+    if isinstance(model, ConvTransformerForMOSRegression):
+        return conv_stack_macs(model) + head_macs(model.head, config.frames_per_window)
+    if isinstance(model, XLSRForMOSRegression):
+        backbone, frames = backbone_macs(model)
+        # the head sees the window's frames zero-padded to position_scale_length
+        return backbone + head_macs(model.head, max(frames, config.position_scale_length))
+    raise TypeError(f"no MAC count for {type(model).__name__}")
+
+
+def macs_per_second(model: MOSPreTrainedModel) -> float:
+    """MACs per second of audio (one window's MACs divided by its duration)."""
+    config = model.config
+    return macs_per_window(model) / (config.window_length / config.sampling_rate)

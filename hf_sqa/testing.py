@@ -6,6 +6,8 @@ Used by the test suite and handy for downstream tests; nothing here touches the 
 from __future__ import annotations
 
 import importlib
+import json
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -89,3 +91,29 @@ def import_distillmos():
     finally:
         if not had_torchaudio:
             del sys.modules["torchaudio"]
+
+
+_SCORE_WITHOUT_HF_SQA = r"""
+import json, sys
+sys.modules["hf_sqa"] = None  # any `import hf_sqa` now raises ImportError
+import numpy as np, torch
+from transformers import AutoModel
+model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+assert not type(model).__module__.startswith("hf_sqa"), type(model).__module__
+audio = torch.from_numpy(np.load(sys.argv[2]))
+with torch.no_grad():
+    mos = model(audio).mos.tolist()
+print(json.dumps({"module": type(model).__module__, "class": type(model).__name__, "mos": mos}))
+"""
+
+
+def score_without_hf_sqa(checkpoint: str | Path, audio: np.ndarray, workdir: str | Path) -> dict:
+    """Load `checkpoint` with trust_remote_code in a fresh Python where `import hf_sqa` fails, score
+    `audio` (batch, samples) and return {"module", "class", "mos"}; raises with the child's stderr."""
+    audio_file = Path(workdir) / "audio-for-remote-code.npy"
+    np.save(audio_file, audio)
+    run = subprocess.run([sys.executable, "-c", _SCORE_WITHOUT_HF_SQA, str(checkpoint), str(audio_file)],
+                         capture_output=True, text=True, cwd=workdir, timeout=300)
+    if run.returncode != 0:
+        raise RuntimeError(f"loading {checkpoint} without hf_sqa failed:\n{run.stderr[-3000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])

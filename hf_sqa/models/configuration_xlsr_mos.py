@@ -5,7 +5,7 @@ from __future__ import annotations
 from transformers import Wav2Vec2Config
 from transformers.configuration_utils import SubConfigSpec
 
-from .configuration_mos import MOSConfig
+from .configuration_mos import MOSConfig, _check_layer_sizes
 from .layer_fusion import LAYER_FUSION_MODES
 
 # facebook/wav2vec2-xls-r-300m's architecture, so `XLSRMOSConfig()` describes the 300M teacher
@@ -40,6 +40,14 @@ class XLSRMOSConfig(MOSConfig):
         `"weighted_sum"` (softmax-weighted sum of per-layer-normalised layers).
     normalize_input (`bool`, defaults to `True`):
         Zero-mean unit-variance normalise each clip over its real samples, as Wav2Vec2FeatureExtractor does.
+    backbone_layer_num_heads (`list[int]`, *optional*):
+        Pruned structure: attention heads kept in each built transformer layer (0 removes the layer's
+        attention block). `None` means `wav2vec2_config.num_attention_heads` everywhere. Heads keep their
+        width `hidden_size // num_attention_heads`.
+    backbone_layer_ffn_sizes (`list[int]`, *optional*):
+        Pruned structure: feed-forward width of each built transformer layer (0 removes the block).
+        `None` means `wav2vec2_config.intermediate_size` everywhere. The conv feature encoder's channels
+        are `wav2vec2_config.conv_dim`, already one entry per conv layer.
     """
 
     model_type = "xlsr_mos"
@@ -52,6 +60,8 @@ class XLSRMOSConfig(MOSConfig):
     feature_layers: list[int] | tuple[int, ...] | None = (21,)
     layer_fusion: str = "single"
     normalize_input: bool = True
+    backbone_layer_num_heads: list[int] | None = None
+    backbone_layer_ffn_sizes: list[int] | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)  # resolves wav2vec2_config first
@@ -72,6 +82,10 @@ class XLSRMOSConfig(MOSConfig):
             raise ValueError(f"layer_fusion 'single' reads one layer, got feature_layers={self.feature_layers}")
         if self.layer_fusion == "fusion" and len(self.feature_layers) < 2:
             raise ValueError(f"layer_fusion 'fusion' mixes two or more layers, got {self.feature_layers}")
+        backbone = self.wav2vec2_config
+        for name, full in (("backbone_layer_num_heads", backbone.num_attention_heads),
+                           ("backbone_layer_ffn_sizes", backbone.intermediate_size)):
+            _check_layer_sizes(self, name, full, self.num_backbone_layers_built)
 
     @property
     def num_backbone_layers_built(self) -> int:
@@ -85,3 +99,17 @@ class XLSRMOSConfig(MOSConfig):
             not self.wav2vec2_config.do_stable_layer_norm
             or self.num_backbone_layers_built == self.wav2vec2_config.num_hidden_layers
         )
+
+    @property
+    def backbone_heads_per_layer(self) -> list[int]:
+        full = self.wav2vec2_config.num_attention_heads
+        return list(self.backbone_layer_num_heads or [full] * self.num_backbone_layers_built)
+
+    @property
+    def backbone_ffn_sizes_per_layer(self) -> list[int]:
+        full = self.wav2vec2_config.intermediate_size
+        return list(self.backbone_layer_ffn_sizes or [full] * self.num_backbone_layers_built)
+
+    @property
+    def backbone_attention_head_size(self) -> int:
+        return self.wav2vec2_config.hidden_size // self.wav2vec2_config.num_attention_heads

@@ -7,12 +7,100 @@ import os
 
 import torch
 from torch import nn
-from transformers import Wav2Vec2Model
-from transformers.masking_utils import create_bidirectional_mask
+from transformers import Wav2Vec2Config, Wav2Vec2Model
+from transformers.activations import ACT2FN
 
+from .attention import attend
 from .configuration_xlsr_mos import XLSRMOSConfig
 from .layer_fusion import HiddenLayerFusion
 from .modeling_mos import MOSPreTrainedModel
+
+
+class BackboneAttention(nn.Module):
+    """wav2vec 2.0 self-attention (Wav2Vec2Attention's parameter names) with any number of heads."""
+
+    def __init__(self, hidden_size: int, num_heads: int, head_dim: int, dropout: float):
+        super().__init__()
+        self.head_dim = head_dim
+        self.dropout = dropout
+        width = num_heads * head_dim
+        self.q_proj = nn.Linear(hidden_size, width)
+        self.k_proj = nn.Linear(hidden_size, width)
+        self.v_proj = nn.Linear(hidden_size, width)
+        self.out_proj = nn.Linear(width, hidden_size)
+
+    def forward(self, hidden: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        """hidden: (N, L, d), key_mask: (N, L) True on real frames or None -> (N, L, d)"""
+        context = attend(self.q_proj(hidden), self.k_proj(hidden), self.v_proj(hidden), self.head_dim, key_mask,
+                         self.dropout if self.training else 0.0)
+        return self.out_proj(context)
+
+
+class BackboneFeedForward(nn.Module):
+    def __init__(self, config: Wav2Vec2Config, ffn_size: int):
+        super().__init__()
+        self.intermediate_dense = nn.Linear(config.hidden_size, ffn_size)
+        self.intermediate_act_fn = ACT2FN[config.hidden_act]
+        self.intermediate_dropout = nn.Dropout(config.activation_dropout)
+        self.output_dense = nn.Linear(ffn_size, config.hidden_size)
+        self.output_dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        hidden = self.intermediate_dropout(self.intermediate_act_fn(self.intermediate_dense(hidden)))
+        return self.output_dropout(self.output_dense(hidden))
+
+
+class BackboneLayer(nn.Module):
+    """A wav2vec 2.0 transformer layer (Wav2Vec2EncoderLayer / ...StableLayerNorm, same parameter names)
+    whose head count and feed-forward width are its own: 0 removes that block.
+
+    Pre-norm (XLS-R): x += attention(layer_norm(x)); x += feed_forward(final_layer_norm(x)); a removed
+    block takes its LayerNorm with it. Post-norm: x = layer_norm(x + attention(x));
+    x = final_layer_norm(x + feed_forward(x)); the LayerNorms sit on the residual path and stay.
+    """
+
+    def __init__(self, config: Wav2Vec2Config, num_heads: int, head_dim: int, ffn_size: int):
+        super().__init__()
+        if getattr(config, "adapter_attn_dim", None):
+            raise ValueError("wav2vec2 attention adapters (adapter_attn_dim) are not supported")
+        self.pre_norm = config.do_stable_layer_norm
+        hidden, eps = config.hidden_size, config.layer_norm_eps
+        self.attention = BackboneAttention(hidden, num_heads, head_dim, config.attention_dropout) if num_heads else None
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.layer_norm = nn.LayerNorm(hidden, eps=eps) if num_heads or not self.pre_norm else None
+        self.feed_forward = BackboneFeedForward(config, ffn_size) if ffn_size else None
+        self.final_layer_norm = nn.LayerNorm(hidden, eps=eps) if ffn_size or not self.pre_norm else None
+
+    def forward(self, hidden: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.pre_norm:
+            if self.attention is not None:
+                hidden = hidden + self.dropout(self.attention(self.layer_norm(hidden), key_mask))
+            if self.feed_forward is not None:
+                hidden = hidden + self.feed_forward(self.final_layer_norm(hidden))
+            return hidden
+        if self.attention is not None:
+            hidden = hidden + self.dropout(self.attention(hidden, key_mask))
+        hidden = self.layer_norm(hidden)
+        if self.feed_forward is not None:
+            hidden = hidden + self.feed_forward(hidden)
+        return self.final_layer_norm(hidden)
+
+
+def build_backbone(config: XLSRMOSConfig) -> Wav2Vec2Model:
+    """transformers' Wav2Vec2Model for the conv feature encoder, projection and positional conv, with
+    our `BackboneLayer`s (per-layer structure) as its transformer layers, up to the highest layer read."""
+    wav2vec2_config = copy.deepcopy(config.wav2vec2_config)
+    wav2vec2_config.num_hidden_layers = 0
+    backbone = Wav2Vec2Model(wav2vec2_config)
+    backbone.encoder.layers = nn.ModuleList(
+        BackboneLayer(wav2vec2_config, heads, config.backbone_attention_head_size, ffn)
+        for heads, ffn in zip(config.backbone_heads_per_layer, config.backbone_ffn_sizes_per_layer, strict=True)
+    )
+    backbone.config.num_hidden_layers = config.num_backbone_layers_built
+    if not config.applies_final_layer_norm:
+        # the top layer is not read, so its final LayerNorm never runs: don't build it
+        backbone.encoder.layer_norm = nn.Identity()
+    return backbone
 
 
 class XLSRForMOSRegression(MOSPreTrainedModel):
@@ -20,21 +108,9 @@ class XLSRForMOSRegression(MOSPreTrainedModel):
     config: XLSRMOSConfig
     base_model_prefix = "wav2vec2"
 
-    def __init__(self, config: XLSRMOSConfig, backbone: Wav2Vec2Model | None = None):
+    def __init__(self, config: XLSRMOSConfig):
         super().__init__(config)
-        if backbone is None:
-            wav2vec2_config = copy.deepcopy(config.wav2vec2_config)
-            wav2vec2_config.num_hidden_layers = config.num_backbone_layers_built
-            backbone = Wav2Vec2Model(wav2vec2_config)
-        elif len(backbone.encoder.layers) != config.num_backbone_layers_built:
-            raise ValueError(
-                f"backbone has {len(backbone.encoder.layers)} layers, config builds "
-                f"{config.num_backbone_layers_built}"
-            )
-        if not config.applies_final_layer_norm:
-            # the top layer is not read, so its final LayerNorm never runs: don't build it
-            backbone.encoder.layer_norm = nn.Identity()
-        self.wav2vec2 = backbone
+        self.wav2vec2 = build_backbone(config)
         hidden_size = config.wav2vec2_config.hidden_size
         self.layer_fusion = HiddenLayerFusion(hidden_size, len(config.feature_layers), config.layer_fusion)
         self.head = self.build_head(hidden_size)
@@ -53,11 +129,14 @@ class XLSRForMOSRegression(MOSPreTrainedModel):
             pretrained_wav2vec2=str(pretrained_wav2vec2),
             **config_kwargs,
         )
-        backbone = Wav2Vec2Model.from_pretrained(
+        pretrained = Wav2Vec2Model.from_pretrained(
             pretrained_wav2vec2, num_hidden_layers=config.num_backbone_layers_built
-        )
-        backbone.train()  # from_pretrained returns eval mode; the new model's mode is the caller's choice
-        return cls(config, backbone=backbone)
+        ).state_dict()
+        model = cls(config)
+        # our layers carry transformers' parameter names, so the pretrained weights load strictly
+        kept = model.wav2vec2.state_dict().keys()
+        model.wav2vec2.load_state_dict({k: v for k, v in pretrained.items() if k in kept}, strict=True)
+        return model
 
     def freeze_feature_encoder(self):
         """Stop gradients into the convolutional feature encoder (the usual fine-tuning set-up)."""
@@ -92,9 +171,7 @@ class XLSRForMOSRegression(MOSPreTrainedModel):
         real_frames = torch.arange(hidden.shape[1], device=hidden.device)[None] < frame_lengths[:, None]
         hidden = backbone._mask_hidden_states(hidden, attention_mask=real_frames)  # SpecAugment when training
         hidden = hidden.masked_fill(~real_frames[..., None], 0.0)
-        attention_mask = create_bidirectional_mask(
-            config=backbone.config, inputs_embeds=hidden, attention_mask=real_frames
-        )
+        key_mask = None if bool(real_frames.all()) else real_frames
         hidden = hidden + encoder.pos_conv_embed(hidden)
         if not backbone.config.do_stable_layer_norm:
             hidden = encoder.layer_norm(hidden)  # post-norm wav2vec2 normalises before the layers
@@ -106,7 +183,7 @@ class XLSRForMOSRegression(MOSPreTrainedModel):
         for index, layer in enumerate(encoder.layers, start=1):
             skip = self.training and backbone.config.layerdrop > 0 and torch.rand([]) < backbone.config.layerdrop
             if not skip:
-                hidden = layer(hidden, attention_mask=attention_mask)
+                hidden = layer(hidden, key_mask)
             if index == last and backbone.config.do_stable_layer_norm:
                 hidden = encoder.layer_norm(hidden)  # Identity unless this is the backbone's true top layer
             if index in wanted:

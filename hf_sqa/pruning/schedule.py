@@ -1,0 +1,309 @@
+"""Iterative pruning to a parameter target, with distillation fine-tuning from the unpruned model between
+steps, and the report `hf-sqa prune` writes.
+
+    targets: P0 > P1 > ... > Pk = target, geometric between the model's size and the target
+    for each step:  importance (calibration clips)  ->  select units  ->  prune_model  ->  fine-tune
+                    (DistillationTrainer, the unpruned model as online teacher)  ->  save step-k/
+
+A killed run resumes at the first step whose folder is not complete.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..complexity import macs_per_second, parameter_count
+from ..data.specs import resolve
+from ..metrics import point_metrics
+from ..models import MOSPreTrainedModel
+from ..scoring import iter_scores, load_model
+from ..training.collator import MOSCollator
+from .importance import l0_importance, taylor_importance
+from .structure import PruningError, prune_model, structure_of, validate_keep
+
+METHODS = ("taylor", "l0")
+
+
+def resolve_target(model: MOSPreTrainedModel, target_params: int | None = None,
+                   target_ratio: float | None = None) -> int:
+    """The parameter target from exactly one of a count or a ratio of the model's parameters, checked."""
+    total = parameter_count(model)
+    if (target_params is None) == (target_ratio is None):
+        raise PruningError("give exactly one of target_params and target_ratio")
+    if target_ratio is not None:
+        if not 0.0 < target_ratio < 1.0:
+            raise PruningError(f"target ratio must be strictly between 0 and 1, got {target_ratio}")
+        target_params = int(round(target_ratio * total))
+    if target_params <= 0:
+        raise PruningError(f"target parameter count must be positive, got {target_params}")
+    if target_params >= total:
+        raise PruningError(f"target of {target_params:,} parameters is not below the model's {total:,}")
+    smallest = structure_of(model).minimum_parameter_count()
+    if target_params < smallest:
+        raise PruningError(
+            f"target of {target_params:,} parameters is below the smallest structure this model can be pruned "
+            f"to ({smallest:,}: every block removed, one channel per conv layer)")
+    return target_params
+
+
+def select_units(model: MOSPreTrainedModel, importance: dict[str, torch.Tensor], target_params: int,
+                 per_parameter: bool = True) -> dict[str, torch.Tensor]:
+    """The pruning plan (group -> kept mask) that removes the least important units until the model has at
+    most `target_params` parameters.
+
+    Units go in order of importance, divided by the parameters each removes when `per_parameter` (Taylor
+    scores are loss increases: the cheapest loss per parameter saved goes first). A block goes as one unit;
+    the last head / FFN unit of a block only with its block; a conv layer keeps at least one channel.
+    """
+    family = structure_of(model)
+    groups = {g.name: g for g in family.groups()}
+    sizes = dict(family.sizes())
+    keep = {name: torch.ones(g.size, dtype=torch.bool) for name, g in groups.items()}
+    current = int(family.parameter_count(sizes))
+    candidates = []
+    for name, group in groups.items():
+        reduced = dict(sizes)
+        if group.kind in ("attention", "feed_forward"):
+            reduced[name] = 0
+        else:
+            reduced[name] = sizes[name] - 1
+        cost = max(current - int(family.parameter_count(reduced)), 1)
+        scores = importance[name].float().flatten()
+        if scores.numel() != group.size:
+            raise PruningError(f"importance of {name} has {scores.numel()} entries, the group has {group.size}")
+        for unit, score in enumerate(scores.tolist()):
+            candidates.append((score / cost if per_parameter else score, name, unit))
+    candidates.sort()
+    blocks_of = {g.block: g.name for g in groups.values() if g.block}
+    for _, name, unit in candidates:
+        if current <= target_params:
+            break
+        group = groups[name]
+        if group.block is not None and sizes[group.block] == 0:
+            continue  # its block is gone already
+        if group.kind in ("attention", "feed_forward"):
+            sizes[name] = 0
+            keep[name][:] = False
+            sizes[blocks_of[name]] = 0
+        else:
+            if sizes[name] <= 1:
+                continue  # a conv layer keeps one channel; a block's last unit goes with the block
+            sizes[name] -= 1
+            keep[name][unit] = False
+        current = int(family.parameter_count(sizes))
+    if current > target_params:
+        raise PruningError(f"cannot reach {target_params:,} parameters: the smallest plan found has {current:,}")
+    for block, units in blocks_of.items():  # removed blocks: all their units go too
+        if not keep[block].any():
+            keep[units][:] = False
+    return validate_keep(model, keep)
+
+
+def step_targets(start: int, target: int, steps: int) -> list[int]:
+    """`steps` parameter targets, geometric from `start` down to exactly `target`."""
+    if steps < 1:
+        raise PruningError(f"the schedule needs at least one step, got {steps}")
+    ratio = (target / start) ** (1.0 / steps)
+    return [int(round(start * ratio ** (k + 1))) for k in range(steps - 1)] + [target]
+
+
+def calibration_batches(spec: str, window_length: int, clips: int, batch_size: int,
+                        seed: int = 0) -> list[dict]:
+    """Up to `clips` clips of a SPEC (a seeded random choice), centre-cropped to one window, in batches."""
+    dataset = resolve(spec)
+    rows = list(range(len(dataset)))
+    random.Random(seed).shuffle(rows)
+    rows = rows[:clips]
+    if not rows:
+        raise PruningError(f"{spec}: no clips to calibrate on")
+    collate = MOSCollator(window_length=window_length, random_crop=False)
+    examples = [dataset[i] for i in rows]
+    return [collate(examples[i : i + batch_size]) for i in range(0, len(examples), batch_size)]
+
+
+@dataclass
+class PruningSettings:
+    target_params: int
+    method: str = "taylor"
+    steps: int = 3
+    importance_loss: str = "distill"
+    calib_clips: int = 64
+    batch_size: int = 8
+    finetune_steps: int = 0
+    finetune_data: str | None = None
+    learning_rate: float = 1e-4
+    l0_steps: int = 100
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise PruningError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.importance_loss not in ("distill", "mos"):
+            raise PruningError(f"importance loss must be 'distill' or 'mos', got {self.importance_loss!r}")
+
+
+@dataclass
+class StepRecord:
+    step: int
+    target_params: int
+    parameters: int
+    removed: dict[str, int] = field(default_factory=dict)
+    finetune_loss: float | None = None
+    l0_final_distill: float | None = None
+
+
+def finetune(model: MOSPreTrainedModel, teacher: MOSPreTrainedModel, data: str, steps: int,
+             settings: PruningSettings, output_dir: Path) -> float:
+    """Distillation fine-tuning of a pruned model from the unpruned one (online teacher) for `steps` steps
+    on a SPEC; returns the last logged training loss."""
+    from transformers import PrinterCallback, TrainingArguments
+
+    from ..training.distillation import DistillationTrainer
+    from ..training.recipe import build_train_stream
+
+    args = TrainingArguments(
+        output_dir=str(output_dir), max_steps=steps, per_device_train_batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate, warmup_steps=max(steps // 10, 0), logging_steps=max(steps // 5, 1),
+        save_strategy="no", report_to=[], remove_unused_columns=False, seed=settings.seed,
+        use_cpu=not torch.cuda.is_available(), disable_tqdm=True,
+        accelerator_config={"dispatch_batches": False, "split_batches": False},
+    )
+    stream = build_train_stream({"unlabelled": data}, seed=settings.seed)
+    trainer = DistillationTrainer(
+        model=model, args=args, train_dataset=stream, teacher=teacher,
+        data_collator=MOSCollator(window_length=model.config.window_length, seed=settings.seed),
+    )
+    trainer.remove_callback(PrinterCallback)  # the losses go into the pruning report instead
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    model.eval()
+    return float(losses[-1]) if losses else float("nan")
+
+
+def _unit_ids(model: MOSPreTrainedModel) -> dict[str, list[int]]:
+    return {g.name: list(range(g.size)) for g in structure_of(model).groups()}
+
+
+def prune(model: MOSPreTrainedModel, calib: str, settings: PruningSettings,
+          work_dir: str | os.PathLike) -> tuple[MOSPreTrainedModel, dict]:
+    """Iterative pruning of `model` (which is not changed) to `settings.target_params`.
+
+    Returns the pruned model and the schedule's record (per step; which original units were removed).
+    Each finished step is saved under work_dir/steps/step-K (model, unit ids, record), so a rerun with
+    the same arguments continues after the last finished step.
+    """
+    reference = copy.deepcopy(model).eval()
+    reference.requires_grad_(False)
+    current = copy.deepcopy(model).eval()
+    unit_ids = _unit_ids(model)
+    targets = step_targets(parameter_count(model), settings.target_params, settings.steps)
+    batches = calibration_batches(calib, model.config.window_length, settings.calib_clips, settings.batch_size,
+                                  settings.seed)
+    steps_dir = Path(work_dir) / "steps"
+    records: list[StepRecord] = []
+    for step, target in enumerate(targets):
+        done = steps_dir / f"step-{step}"
+        if (done / "record.json").is_file():  # finished before a kill: reuse it
+            saved = json.loads((done / "record.json").read_text())
+            records.append(StepRecord(**saved["record"]))
+            unit_ids = saved["unit_ids"]
+            current = type(model).from_pretrained(done).to(next(model.parameters()).device).eval()
+            continue
+        record = StepRecord(step=step, target_params=target, parameters=0)
+        if settings.method == "taylor":
+            importance = taylor_importance(current, batches, reference, settings.importance_loss)
+            keep = select_units(current, importance, target, per_parameter=True)
+        else:
+            importance, log = l0_importance(current, batches, reference, target, steps=settings.l0_steps,
+                                            learning_rate=settings.learning_rate, seed=settings.seed + step)
+            record.l0_final_distill = log[-1]["distill"] if log else None
+            keep = select_units(current, importance, target, per_parameter=False)
+        record.removed = {name: int((~mask).sum()) for name, mask in keep.items() if not mask.all()}
+        unit_ids = {name: [uid for uid, kept in zip(unit_ids[name], keep[name].tolist()) if kept]
+                    for name in keep}
+        current = prune_model(current, keep).eval()
+        unit_ids = {name: ids for name, ids in unit_ids.items() if ids}
+        record.parameters = parameter_count(current)
+        if settings.finetune_steps > 0:
+            record.finetune_loss = finetune(current, reference, settings.finetune_data or calib,
+                                            settings.finetune_steps, settings, done.with_name(f"trainer-{step}"))
+        partial = done.with_name(done.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        current.save_pretrained(partial)
+        (partial / "record.json").write_text(json.dumps({"record": asdict(record), "unit_ids": unit_ids}))
+        shutil.rmtree(done, ignore_errors=True)
+        partial.rename(done)  # atomic: a step folder exists only complete
+        records.append(record)
+    return current, {"steps": [asdict(r) for r in records], "unit_ids": unit_ids}
+
+
+def _clips(spec: str) -> tuple[list[np.ndarray], np.ndarray]:
+    rows = resolve(spec)
+    audios = [row["audio"] for row in rows]
+    mos = np.array([np.nan if row["mos"] is None else row["mos"] for row in rows], dtype=np.float64)
+    return audios, mos
+
+
+def _scores(model: MOSPreTrainedModel, audios: list[np.ndarray], batch_size: int) -> np.ndarray:
+    return np.array([r.mos for r in iter_scores(audios, model, batch_size=batch_size, sampling_rate=16000)])
+
+
+def compare_to_unpruned(pruned: MOSPreTrainedModel, unpruned: MOSPreTrainedModel, spec: str,
+                        batch_size: int = 8) -> dict:
+    """PCC / SRCC / KTAU / RMSE of the pruned model's scores against the unpruned model's on a SPEC's
+    clips, and of both against human MOS where the SPEC has it."""
+    audios, mos = _clips(spec)
+    ours, theirs = _scores(pruned.eval(), audios, batch_size), _scores(unpruned.eval(), audios, batch_size)
+    report = {"data": spec, "clips": len(audios), "pruned_vs_unpruned": point_metrics(ours, theirs)}
+    labelled = np.isfinite(mos)
+    if labelled.sum() >= 3:
+        report["pruned_vs_human"] = point_metrics(ours[labelled], mos[labelled])
+        report["unpruned_vs_human"] = point_metrics(theirs[labelled], mos[labelled])
+    return report
+
+
+def model_summary(model: MOSPreTrainedModel) -> dict:
+    return {"parameters": parameter_count(model), "macs_per_second": macs_per_second(model),
+            "structure": structure_of(model).sizes()}
+
+
+def prune_checkpoint(model_name: str, calib: str, output_dir: str | os.PathLike, settings: PruningSettings | None = None,
+                     target_params: int | None = None, target_ratio: float | None = None,
+                     eval_data: str | None = None, device: str | None = None, **setting_fields) -> dict:
+    """What `hf-sqa prune` does: prune a model (name, folder or Hub id) and write the pruned checkpoint,
+    `pruning_report.json` (removed units per layer, parameters and MACs before and after, evaluation
+    against the unpruned model) to output_dir. Returns the report."""
+    output = Path(output_dir)
+    model = load_model(model_name, device=device)
+    target = resolve_target(model, target_params, target_ratio)
+    settings = settings or PruningSettings(target_params=target, **setting_fields)
+    torch.manual_seed(settings.seed)
+    pruned, schedule = prune(model, calib, settings, output / "work")
+    pruned.save_pretrained(output)
+    before, after = model_summary(model), model_summary(pruned)
+    removed = {}
+    for name, size in before["structure"].items():
+        kept = schedule["unit_ids"].get(name, [])
+        if len(kept) < size:
+            removed[name] = {"before": size, "after": len(kept),
+                             "removed_units": sorted(set(range(size)) - set(kept))}
+    report = {
+        "model": model_name, "calibration": calib, "settings": asdict(settings),
+        "target_params": target, "target_ratio": target_ratio,
+        "before": before, "after": after,
+        "parameter_ratio": after["parameters"] / before["parameters"],
+        "mac_ratio": after["macs_per_second"] / before["macs_per_second"],
+        "removed": removed, "steps": schedule["steps"],
+        "evaluation": compare_to_unpruned(pruned, model, eval_data or calib),
+    }
+    (output / "pruning_report.json").write_text(json.dumps(report, indent=1))
+    return report

@@ -1,0 +1,151 @@
+"""The pruning schedule, `hf-sqa prune`, its report, targets, and resuming a killed run."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hf_sqa.cli import main
+from hf_sqa.complexity import parameter_count
+from hf_sqa.models import ConvTransformerForMOSRegression, XLSRForMOSRegression
+from hf_sqa.pruning import PruningError, PruningSettings, prune, resolve_target, step_targets, structure_of
+from hf_sqa.pruning import schedule as schedule_module
+from hf_sqa.testing import synthetic_speech, tiny_student_config, tiny_xlsr_config, write_clip
+
+
+@pytest.fixture
+def calib_folder(tmp_path):
+    """A labelled MOS folder: 12 clips of 2-4 s at -5..30 dB SNR."""
+    folder = tmp_path / "calib"
+    rows = ["path,mos"]
+    for i, snr in enumerate(np.linspace(-5, 30, 12)):
+        write_clip(folder / f"clip{i:02d}.wav", synthetic_speech(2.0 + (i % 3), seed=i, noise_db=float(snr)))
+        rows.append(f"clip{i:02d}.wav,{1 + 4 * (snr + 5) / 35:.3f}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+@pytest.fixture
+def student():
+    torch.manual_seed(0)
+    return ConvTransformerForMOSRegression(tiny_student_config(head_num_layers=2)).eval()
+
+
+def test_targets_are_checked(student):
+    total = parameter_count(student)
+    assert resolve_target(student, target_ratio=0.5) == round(0.5 * total)
+    assert resolve_target(student, target_params=total - 1) == total - 1
+    for ratio in (0.0, 1.0, -0.2, 1.5):
+        with pytest.raises(PruningError, match="strictly between 0 and 1"):
+            resolve_target(student, target_ratio=ratio)
+    with pytest.raises(PruningError, match="must be positive"):
+        resolve_target(student, target_params=0)
+    with pytest.raises(PruningError, match=f"not below the model's {total:,}"):
+        resolve_target(student, target_params=total + 10)
+    with pytest.raises(PruningError, match="below the smallest structure"):
+        resolve_target(student, target_params=50)
+    with pytest.raises(PruningError, match="exactly one"):
+        resolve_target(student)
+    with pytest.raises(PruningError, match="exactly one"):
+        resolve_target(student, target_params=100, target_ratio=0.5)
+
+
+def test_step_targets_are_geometric_and_end_on_the_target():
+    assert step_targets(1000, 125, 3) == [500, 250, 125]
+    assert step_targets(1000, 300, 1) == [300]
+    with pytest.raises(PruningError, match="at least one step"):
+        step_targets(1000, 300, 0)
+
+
+def test_prune_command_writes_a_loadable_checkpoint_and_a_report(tiny_checkpoint, calib_folder, tmp_path, capsys):
+    out = tmp_path / "pruned"
+    code = main(["prune", "--model", str(tiny_checkpoint), "--calib", str(calib_folder), "--output", str(out),
+                 "--target-ratio", "0.6", "--steps", "2", "--finetune-steps", "2", "--batch-size", "4"])
+    assert code == 0
+    assert "pruned vs. unpruned on 12 clips" in capsys.readouterr().out
+    report = json.loads((out / "pruning_report.json").read_text())
+    pruned = ConvTransformerForMOSRegression.from_pretrained(out)
+    original = ConvTransformerForMOSRegression.from_pretrained(tiny_checkpoint)
+    assert report["before"]["parameters"] == parameter_count(original)
+    assert report["after"]["parameters"] == parameter_count(pruned) <= report["target_params"]
+    assert report["target_params"] == round(0.6 * parameter_count(original))
+    assert report["after"]["structure"] == structure_of(pruned).sizes()
+    assert 0 < report["after"]["macs_per_second"] < report["before"]["macs_per_second"]
+    assert report["removed"]  # per layer: sizes and which original units went
+    for name, entry in report["removed"].items():
+        assert entry["before"] - entry["after"] == len(entry["removed_units"])
+        assert entry["after"] == report["after"]["structure"].get(name, 0)
+    assert [s["step"] for s in report["steps"]] == [0, 1]
+    assert all(np.isfinite(s["finetune_loss"]) for s in report["steps"])
+    evaluation = report["evaluation"]
+    assert evaluation["clips"] == 12
+    assert set(evaluation) >= {"pruned_vs_unpruned", "pruned_vs_human", "unpruned_vs_human"}
+    assert -1 <= evaluation["pruned_vs_unpruned"]["pcc"] <= 1
+
+
+def test_prune_command_with_l0_gates(tiny_checkpoint, calib_folder, tmp_path):
+    out = tmp_path / "pruned-l0"
+    assert main(["prune", "--model", str(tiny_checkpoint), "--calib", str(calib_folder), "--output", str(out),
+                 "--target-params", "3000", "--method", "l0", "--steps", "1", "--l0-steps", "5"]) == 0
+    report = json.loads((out / "pruning_report.json").read_text())
+    assert report["settings"]["method"] == "l0"
+    assert report["after"]["parameters"] <= 3000
+    assert report["steps"][0]["l0_final_distill"] is not None
+
+
+@pytest.mark.parametrize("argument,message", [
+    (["--target-ratio", "1.0"], "strictly between 0 and 1"),
+    (["--target-ratio", "0"], "strictly between 0 and 1"),
+    (["--target-params", "99999999"], "is not below the model's"),
+])
+def test_prune_command_refuses_bad_targets(tiny_checkpoint, calib_folder, tmp_path, capsys, argument, message):
+    code = main(["prune", "--model", str(tiny_checkpoint), "--calib", str(calib_folder),
+                 "--output", str(tmp_path / "x"), *argument])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_killed_run_resumes_after_its_last_finished_step(student, calib_folder, tmp_path, monkeypatch):
+    settings = PruningSettings(target_params=int(0.5 * parameter_count(student)), steps=2, calib_clips=8,
+                               batch_size=4)
+    uninterrupted, _ = prune(student, str(calib_folder), settings, tmp_path / "straight")
+
+    real_importance = schedule_module.taylor_importance
+    calls = []
+
+    def killed_at_second_step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        return real_importance(*args, **kwargs)
+
+    monkeypatch.setattr(schedule_module, "taylor_importance", killed_at_second_step)
+    with pytest.raises(KeyboardInterrupt):
+        prune(student, str(calib_folder), settings, tmp_path / "killed")
+    assert (tmp_path / "killed" / "steps" / "step-0" / "record.json").is_file()
+    assert not (tmp_path / "killed" / "steps" / "step-1").exists()
+
+    calls.clear()
+    monkeypatch.setattr(schedule_module, "taylor_importance",
+                        lambda *a, **k: calls.append(1) or real_importance(*a, **k))
+    resumed, record = prune(student, str(calib_folder), settings, tmp_path / "killed")
+    assert len(calls) == 1  # only the unfinished step ran again
+    assert [s["step"] for s in record["steps"]] == [0, 1]
+    assert structure_of(resumed).sizes() == structure_of(uninterrupted).sizes()
+    for (name, a), b in zip(resumed.state_dict().items(), uninterrupted.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)
+
+
+def test_teacher_pruning_with_distillation_finetuning(calib_folder, tmp_path):
+    torch.manual_seed(0)
+    teacher = XLSRForMOSRegression(tiny_xlsr_config(feature_layers=(1, 3), layer_fusion="fusion")).eval()
+    settings = PruningSettings(target_params=int(0.7 * parameter_count(teacher)), steps=1, calib_clips=4,
+                               batch_size=2, finetune_steps=2)
+    pruned, record = prune(teacher, str(calib_folder), settings, tmp_path / "work")
+    assert parameter_count(pruned) <= settings.target_params
+    assert np.isfinite(record["steps"][0]["finetune_loss"])
+    with torch.no_grad():
+        mos = pruned(torch.from_numpy(synthetic_speech(3.0)).float()).mos
+    assert 1.0 <= float(mos) <= 5.0
