@@ -194,14 +194,16 @@ def _unit_ids(model: MOSPreTrainedModel) -> dict[str, list[int]]:
 
 
 def prune(model: MOSPreTrainedModel, calib: str, settings: PruningSettings,
-          work_dir: str | os.PathLike) -> tuple[MOSPreTrainedModel, dict]:
+          work_dir: str | os.PathLike, reference: MOSPreTrainedModel | None = None) -> tuple[MOSPreTrainedModel, dict]:
     """Iterative pruning of `model` (which is not changed) to `settings.target_params`.
 
-    Returns the pruned model and the schedule's record (per step; which original units were removed).
-    Each finished step is saved under work_dir/steps/step-K (model, unit ids, record), so a rerun with
-    the same arguments continues after the last finished step.
+    `reference` is the unpruned model the importance and the fine-tuning distil from (default: `model`;
+    give the original when `model` is already pruned). Returns the pruned model and the schedule's record
+    (per step; which of `model`'s units were removed). Each finished step is saved under
+    work_dir/steps/step-K (model, unit ids, record), so a rerun with the same arguments continues after
+    the last finished step.
     """
-    reference = copy.deepcopy(model).eval()
+    reference = copy.deepcopy(reference if reference is not None else model).eval()
     reference.requires_grad_(False)
     current = copy.deepcopy(model).eval()
     unit_ids = _unit_ids(model)
@@ -281,7 +283,8 @@ def prune_checkpoint(model_name: str, calib: str, output_dir: str | os.PathLike,
                      eval_data: str | None = None, device: str | None = None, **setting_fields) -> dict:
     """What `hf-sqa prune` does: prune a model (name, folder or Hub id) and write the pruned checkpoint,
     `pruning_report.json` (removed units per layer, parameters and MACs before and after, evaluation
-    against the unpruned model) to output_dir. Returns the report."""
+    against the unpruned model) to output_dir. Returns the report. Steps in progress are kept in
+    output_dir/work (a rerun resumes there) and removed at the end."""
     output = Path(output_dir)
     model = load_model(model_name, device=device)
     target = resolve_target(model, target_params, target_ratio)
@@ -306,4 +309,5 @@ def prune_checkpoint(model_name: str, calib: str, output_dir: str | os.PathLike,
         "evaluation": compare_to_unpruned(pruned, model, eval_data or calib),
     }
     (output / "pruning_report.json").write_text(json.dumps(report, indent=1))
+    shutil.rmtree(output / "work")  # the step folders only serve resuming; OUTPUT is the checkpoint
     return report

@@ -83,29 +83,24 @@ class _Hooks:
             handle.remove()
 
 
-class StructureFamily:
-    """The prunable structure of one model family (see the module docstring)."""
+@dataclass(frozen=True)
+class LayerStack:
+    """A list of transformer layers whose heads, FFN units and blocks can be pruned."""
 
-    def __init__(self, model: MOSPreTrainedModel):
-        self.model = model
-        self.config = model.config
+    prefix: str  # module path of the layer list, e.g. "head.encoder.layers"
+    heads: list[int]  # per layer, 0 where the attention block is gone
+    ffn_sizes: list[int]  # per layer, 0 where the feed-forward block is gone
+    hidden_size: int
+    head_dim: int
+    pre_norm: bool  # a pre-norm block owns its LayerNorm; post-norm LayerNorms sit on the residual path
+    packed_qkv: bool  # nn.MultiheadAttention's in_proj_weight (the MOS head) or q/k/v_proj (wav2vec2)
+    heads_field: str  # config fields holding the per-layer structure
+    ffn_field: str
 
-    # -- structure -----------------------------------------------------------------------------------
     def groups(self) -> list[UnitGroup]:
-        return self._conv_groups() + self._layer_groups(*self._backbone_layers()) + self._layer_groups(
-            "head.encoder.layers", self.config.head_heads_per_layer, self.config.head_ffn_sizes_per_layer)
-
-    def _backbone_layers(self) -> tuple[str, list[int], list[int]]:
-        return "", [], []
-
-    def _conv_groups(self) -> list[UnitGroup]:
-        return [UnitGroup(name, "conv", size) for name, size in zip(self.conv_names(), self.conv_sizes())]
-
-    @staticmethod
-    def _layer_groups(prefix: str, heads: list[int], ffn_sizes: list[int]) -> list[UnitGroup]:
         groups = []
-        for index, (num_heads, ffn) in enumerate(zip(heads, ffn_sizes)):
-            base = f"{prefix}.{index}"
+        for index, (num_heads, ffn) in enumerate(zip(self.heads, self.ffn_sizes)):
+            base = f"{self.prefix}.{index}"
             if num_heads:
                 groups += [UnitGroup(f"{base}.attention", "attention", 1),
                            UnitGroup(f"{base}.heads", "heads", num_heads, block=f"{base}.attention")]
@@ -113,6 +108,48 @@ class StructureFamily:
                 groups += [UnitGroup(f"{base}.feed_forward", "feed_forward", 1),
                            UnitGroup(f"{base}.ffn", "ffn", ffn, block=f"{base}.feed_forward")]
         return groups
+
+    def parameters(self, sizes: Mapping[str, torch.Tensor | float]):
+        hidden = self.hidden_size
+        # q, k, v (weights and biases) and out_proj's weight per head; out_proj's bias per block
+        per_head = 4 * self.head_dim * hidden + 3 * self.head_dim
+        block_extra = hidden + (2 * hidden if self.pre_norm else 0)
+        total = 0
+        for index in range(len(self.heads)):
+            base = f"{self.prefix}.{index}"
+            attention = sizes.get(f"{base}.attention", 0)
+            total = total + attention * (sizes.get(f"{base}.heads", 0) * per_head + block_extra)
+            feed_forward = sizes.get(f"{base}.feed_forward", 0)
+            total = total + feed_forward * (sizes.get(f"{base}.ffn", 0) * (2 * hidden + 1) + block_extra)
+        return total
+
+
+class StructureFamily:
+    """The prunable structure of one model family (see the module docstring)."""
+
+    def __init__(self, model: MOSPreTrainedModel):
+        self.model = model
+        self.config = model.config
+        self.stacks = self.layer_stacks()
+        self._groups = [UnitGroup(name, "conv", size) for name, size in zip(self.conv_names(), self.conv_sizes())]
+        self._groups += [group for stack in self.stacks for group in stack.groups()]
+        self._by_name = {group.name: group for group in self._groups}
+        actual = sum(p.numel() for p in model.parameters())
+        # parameters no pruning touches (embeddings, norms on the residual path, the pooling, ...)
+        self._constant_parameters = actual - int(self.dependent_parameters(self.sizes()))
+
+    # -- structure -----------------------------------------------------------------------------------
+    def layer_stacks(self) -> list[LayerStack]:
+        config = self.config
+        return [LayerStack("head.encoder.layers", config.head_heads_per_layer, config.head_ffn_sizes_per_layer,
+                           config.head_hidden_size, config.head_attention_head_size, pre_norm=False,
+                           packed_qkv=True, heads_field="head_layer_num_heads", ffn_field="head_layer_ffn_sizes")]
+
+    def groups(self) -> list[UnitGroup]:
+        return list(self._groups)
+
+    def _stack_of(self, name: str) -> LayerStack:
+        return next(stack for stack in self.stacks if name.startswith(stack.prefix + "."))
 
     def sizes(self) -> dict[str, int]:
         return {group.name: group.size for group in self.groups()}
@@ -128,29 +165,9 @@ class StructureFamily:
         """Parameters that depend on the prunable structure, as a polynomial in the group sizes (blocks are
         0/1). Exact for integer sizes; with expected sizes (sums of keep probabilities) it is the expected
         count, differentiable, which the L0 method penalises. A group missing from `sizes` counts 0."""
-        head = self.config
         total = self._conv_parameters(sizes)
-        total = total + self._layer_parameters(sizes, *self._backbone_layer_shape())
-        return total + self._layer_parameters(
-            sizes, "head.encoder.layers", head.head_num_layers, head.head_hidden_size,
-            head.head_attention_head_size, pre_norm=False)
-
-    def _backbone_layer_shape(self):
-        return "", 0, 0, 0, False
-
-    @staticmethod
-    def _layer_parameters(sizes, prefix: str, num_layers: int, hidden: int, head_dim: int, pre_norm: bool):
-        total = 0
-        # q, k, v (weights and biases) and out_proj's weight per head; out_proj's bias per block
-        per_head = 4 * head_dim * hidden + 3 * head_dim
-        # a pre-norm block owns its LayerNorm (2 * hidden); post-norm LayerNorms stay
-        block_extra = hidden + (2 * hidden if pre_norm else 0)
-        for index in range(num_layers):
-            base = f"{prefix}.{index}"
-            attention = sizes.get(f"{base}.attention", 0)
-            total = total + attention * (sizes.get(f"{base}.heads", 0) * per_head + block_extra)
-            feed_forward = sizes.get(f"{base}.feed_forward", 0)
-            total = total + feed_forward * (sizes.get(f"{base}.ffn", 0) * (2 * hidden + 1) + block_extra)
+        for stack in self.stacks:
+            total = total + stack.parameters(sizes)
         return total
 
     def _conv_parameters(self, sizes):
@@ -159,11 +176,6 @@ class StructureFamily:
     def parameter_count(self, sizes: Mapping[str, torch.Tensor | float]):
         """Parameters of the model with structure `sizes` (same groups as `self.sizes()`)."""
         return self._constant_parameters + self.dependent_parameters(sizes)
-
-    @property
-    def _constant_parameters(self) -> int:
-        actual = sum(p.numel() for p in self.model.parameters())
-        return actual - int(self.dependent_parameters(self.sizes()))
 
     def minimum_parameter_count(self) -> int:
         """Parameters left when every block is removed and every conv layer keeps one channel."""
@@ -179,31 +191,29 @@ class StructureFamily:
             elif kind in ("attention", "feed_forward"):
                 hooks.output(module, lambda out, args, g=gate: out * g.to(out.dtype))
             else:  # heads / ffn: the input of the block's output projection, per unit
-                width = self._head_dim(name) if kind == "heads" else 1
+                width = self._stack_of(name).head_dim if kind == "heads" else 1
                 hooks.input(module, lambda x, g=gate, w=width: _gate_rows(x, g, w))
 
     def _gate_target(self, name: str) -> tuple[str, nn.Module | None]:
-        group = {g.name: g for g in self.groups()}.get(name)
+        group = self._by_name.get(name)
         if group is None:
             raise PruningError(f"{type(self.model).__name__} has no prunable group {name!r}")
         if group.kind == "conv":
             return "conv", None
         layer = self.model.get_submodule(name.rsplit(".", 1)[0])
-        return group.kind, self._layer_module(layer, group.kind)
+        return group.kind, self._layer_module(layer, group.kind, self._stack_of(name).packed_qkv)
 
     @staticmethod
-    def _layer_module(layer: nn.Module, kind: str) -> nn.Module:
+    def _layer_module(layer: nn.Module, kind: str, head_layer: bool) -> nn.Module:
         """The module whose output (blocks) or input (heads / ffn units) a gate multiplies."""
-        if hasattr(layer, "self_attn"):  # MOS head layer
-            return {"attention": layer.self_attn, "heads": layer.self_attn.out_proj,
-                    "feed_forward": layer.linear2, "ffn": layer.linear2}[kind]
-        return {"attention": layer.attention, "heads": layer.attention.out_proj,
-                "feed_forward": layer.feed_forward, "ffn": layer.feed_forward.output_dense}[kind]
-
-    def _head_dim(self, name: str) -> int:
-        if name.startswith("head."):
-            return self.config.head_attention_head_size
-        return self.config.backbone_attention_head_size
+        attention = layer.self_attn if head_layer else layer.attention
+        if kind == "heads":
+            return attention.out_proj
+        if kind == "attention":
+            return attention
+        if head_layer:  # HeadTransformerLayer's FFN has no module of its own: linear2 is its output
+            return layer.linear2
+        return layer.feed_forward if kind == "feed_forward" else layer.feed_forward.output_dense
 
     def _gate_conv(self, name: str, gate: torch.Tensor, hooks: _Hooks) -> None:
         raise NotImplementedError
@@ -212,17 +222,14 @@ class StructureFamily:
     def pruned_config(self, kept: Mapping[str, int]):
         """A copy of the config with the structure `kept` (group -> units kept, 0 for a removed block)."""
         config = copy.deepcopy(self.config)
-        for prefix, heads_field, ffn_field, layers in self._layer_fields(config):
-            heads = [kept.get(f"{prefix}.{i}.heads", 0) * kept.get(f"{prefix}.{i}.attention", 0) for i in layers]
-            ffn = [kept.get(f"{prefix}.{i}.ffn", 0) * kept.get(f"{prefix}.{i}.feed_forward", 0) for i in layers]
-            setattr(config, heads_field, heads)
-            setattr(config, ffn_field, ffn)
+        for stack in self.stacks:
+            layers = [f"{stack.prefix}.{i}" for i in range(len(stack.heads))]
+            setattr(config, stack.heads_field,
+                    [kept.get(f"{base}.heads", 0) * kept.get(f"{base}.attention", 0) for base in layers])
+            setattr(config, stack.ffn_field,
+                    [kept.get(f"{base}.ffn", 0) * kept.get(f"{base}.feed_forward", 0) for base in layers])
         self._set_conv_sizes(config, [kept[name] for name in self.conv_names()])
         return type(config).from_dict(config.to_dict())  # re-validated
-
-    def _layer_fields(self, config):
-        return [("head.encoder.layers", "head_layer_num_heads", "head_layer_ffn_sizes",
-                 range(config.head_num_layers))]
 
     def _set_conv_sizes(self, config, sizes: list[int]) -> None:
         raise NotImplementedError
@@ -244,10 +251,11 @@ class StructureFamily:
 
     def _slice_units(self, group: UnitGroup, index: torch.Tensor, take) -> None:
         layer = group.name.rsplit(".", 1)[0]
+        stack = self._stack_of(group.name)
         if group.kind == "heads":
-            head_dim = self._head_dim(group.name)
+            head_dim = stack.head_dim
             rows = (index[:, None] * head_dim + torch.arange(head_dim)).flatten()
-            if layer.startswith("head."):  # packed [q; k; v] rows of nn.MultiheadAttention
+            if stack.packed_qkv:  # [q; k; v] rows of one in_proj_weight
                 width = group.size * head_dim
                 packed = torch.cat([rows, rows + width, rows + 2 * width])
                 take(f"{layer}.self_attn.in_proj_weight", 0, packed)
@@ -259,7 +267,7 @@ class StructureFamily:
                     take(f"{layer}.attention.{projection}.bias", 0, rows)
                 take(f"{layer}.attention.out_proj.weight", 1, rows)
         else:
-            first, second = (("linear1", "linear2") if layer.startswith("head.")
+            first, second = (("linear1", "linear2") if stack.packed_qkv
                              else ("feed_forward.intermediate_dense", "feed_forward.output_dense"))
             take(f"{layer}.{first}.weight", 0, index)
             take(f"{layer}.{first}.bias", 0, index)
@@ -326,19 +334,13 @@ class TeacherStructure(StructureFamily):
 
     model: XLSRForMOSRegression
 
-    def _backbone_layers(self):
-        return ("wav2vec2.encoder.layers", self.config.backbone_heads_per_layer,
-                self.config.backbone_ffn_sizes_per_layer)
-
-    def _backbone_layer_shape(self):
-        backbone = self.config.wav2vec2_config
-        return ("wav2vec2.encoder.layers", self.config.num_backbone_layers_built, backbone.hidden_size,
-                self.config.backbone_attention_head_size, backbone.do_stable_layer_norm)
-
-    def _layer_fields(self, config):
-        return super()._layer_fields(config) + [
-            ("wav2vec2.encoder.layers", "backbone_layer_num_heads", "backbone_layer_ffn_sizes",
-             range(config.num_backbone_layers_built))]
+    def layer_stacks(self) -> list[LayerStack]:
+        config, backbone = self.config, self.config.wav2vec2_config
+        return [LayerStack("wav2vec2.encoder.layers", config.backbone_heads_per_layer,
+                           config.backbone_ffn_sizes_per_layer, backbone.hidden_size,
+                           config.backbone_attention_head_size, pre_norm=backbone.do_stable_layer_norm,
+                           packed_qkv=False, heads_field="backbone_layer_num_heads",
+                           ffn_field="backbone_layer_ffn_sizes")] + super().layer_stacks()
 
     def conv_names(self) -> list[str]:
         count = len(self.config.wav2vec2_config.conv_dim)

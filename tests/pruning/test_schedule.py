@@ -65,6 +65,7 @@ def test_prune_command_writes_a_loadable_checkpoint_and_a_report(tiny_checkpoint
     assert code == 0
     assert "pruned vs. unpruned on 12 clips" in capsys.readouterr().out
     report = json.loads((out / "pruning_report.json").read_text())
+    assert not (out / "work").exists()  # the resumable step folders are gone once the run is complete
     pruned = ConvTransformerForMOSRegression.from_pretrained(out)
     original = ConvTransformerForMOSRegression.from_pretrained(tiny_checkpoint)
     assert report["before"]["parameters"] == parameter_count(original)

@@ -189,3 +189,20 @@ def test_pruned_structure_is_validated_by_the_config():
         tiny_student_config(head_layer_ffn_sizes=[17])
     with pytest.raises(ValueError, match="one entry per layer"):
         tiny_xlsr_config(feature_layers=(2,), backbone_layer_num_heads=[2, 2, 2])
+
+
+@pytest.mark.parametrize("family", ["student", "teacher"])
+def test_already_pruned_models_prune_again(family, batch):
+    """A model with removed blocks (layer 0 without attention, layer 1 without feed-forward) has gates
+    and prunes again exactly."""
+    model = build(family)
+    prefix = "head.encoder.layers" if family == "student" else "wav2vec2.encoder.layers"
+    once = prune_model(model, {f"{prefix}.0.attention": torch.tensor([False]),
+                               f"{prefix}.1.feed_forward": torch.tensor([False])})
+    groups = structure_of(once).sizes()
+    assert f"{prefix}.0.heads" not in groups and f"{prefix}.0.ffn" in groups
+    plan = random_plan(once, seed=4)
+    with gated(once, {name: keep.float() for name, keep in plan.items()}):
+        masked, _ = logits_and_mos(once, *batch)
+    twice, _ = logits_and_mos(prune_model(once, plan), *batch)
+    torch.testing.assert_close(twice, masked, atol=1e-5, rtol=0)
