@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.hf_sqa-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test bench examples clean
+.PHONY: setup run test bench examples demo browser clean
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,18 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/hf-sqa score examples/
 
-test: $(STAMP)
+# headless chromium + its driver for the Space's browser test (Debian packages; needs root or sudo)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; }
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the Gradio Space on http://127.0.0.1:7860
+demo: $(STAMP)
+	$(BIN)/python spaces_demo/app.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/score_speed.py --breakdown

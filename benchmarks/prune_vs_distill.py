@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -81,7 +82,11 @@ def main() -> None:
     parser.add_argument("--calib-clips", type=int, default=32)
     parser.add_argument("--compare-l0", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--report-only", action="store_true", help="redo plot and table from OUTPUT/results.json")
     args = parser.parse_args()
+    if args.report_only:
+        report(json.loads((Path(args.output) / "results.json").read_text()), Path(args.output))
+        return
     torch.set_num_threads(2)
     torch.manual_seed(args.seed)
     output = Path(args.output)
@@ -120,11 +125,17 @@ def main() -> None:
                                    finetune_steps=args.finetune_steps, finetune_data=args.train, seed=args.seed)
         start = time.perf_counter()
         l0_model, _ = prune(teacher, calib, settings, output / f"pruned-l0-{preset}")
-        results["pruned_l0"] = {preset: {**evaluate(l0_model, heldout, human), "minutes":
-                                         (time.perf_counter() - start) / 60}}
+        results["pruned_l0"] = {preset: {**evaluate(l0_model, heldout, human),
+                                         "finetune_steps": 2 * args.finetune_steps, "l0_steps": 2 * args.finetune_steps,
+                                         "minutes": (time.perf_counter() - start) / 60}}
         print(preset, "pruned l0", results["pruned_l0"][preset], flush=True)
     (output / "results.json").write_text(json.dumps(results, indent=1))
 
+    report(results, output)
+
+
+def report(results: dict, output: Path) -> None:
+    """The plot (OUTPUT/pcc_vs_params.png) and the Markdown table of a results.json."""
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
     for axis, key, title in ((axes[0], "teacher_pcc", "PCC to the teacher (held-out degraded speech)"),
                              (axes[1], "human_pcc", "PCC to human MOS (bvrnn_mushra)")):
@@ -137,6 +148,7 @@ def main() -> None:
         axis.plot([results["teacher"]["parameters"]], [results["teacher"][key]], "k*", markersize=12,
                   label="unpruned (Distill-MOS)")
         axis.set_xscale("log")
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         axis.set_xlabel("parameters")
         axis.set_title(title, fontsize=9)
         axis.grid(alpha=0.3)
@@ -152,6 +164,9 @@ def main() -> None:
     for kind, label in (("pruned", "pruned (Taylor)"), ("pruned_l0", "pruned (L0)"), ("distilled", "distilled")):
         for preset, r in results.get(kind, {}).items():
             steps = r.get("finetune_steps", r.get("train_steps", ""))
+            if kind == "pruned_l0":  # two steps, each with gate training and fine-tuning
+                both = 2 * results["settings"]["finetune_steps"]
+                steps = f"{r.get('finetune_steps', both)} + {r.get('l0_steps', both)} gate"
             print(f"| {label}, {preset} size | {r['parameters'] / 1e6:.3f} M | {r['gmac_per_s']:.2f} | "
                   f"{r['teacher_pcc']:.3f} / {r['teacher_srcc']:.3f} | {r['human_pcc']:.3f} / "
                   f"{r['human_srcc']:.3f} | {steps} |")

@@ -11,23 +11,13 @@ label) and to human MOS on a labelled SPEC.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
 
 import hf_sqa
-from hf_sqa.complexity import parameter_count, macs_per_second
+from hf_sqa.complexity import macs_per_second, parameter_count, realtime_factor
 from hf_sqa.evaluation import evaluate_models
-from hf_sqa.testing import synthetic_speech
-
-
-def speed(model, clips: int = 8, seconds: float = 10.0) -> float:
-    audio = [synthetic_speech(seconds, seed=i) for i in range(clips)]
-    hf_sqa.score(audio[:2], model=model, sampling_rate=16000)
-    start = time.perf_counter()
-    hf_sqa.score(audio, model=model, sampling_rate=16000, batch_size=8)
-    return clips * seconds / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -46,7 +36,7 @@ def main() -> None:
         model = hf_sqa.load_model(name)
         t, h = report["heldout"][name], report[human][name]
         print(f"{name:<28} {parameter_count(model) / 1e6:>8.3f}M {macs_per_second(model) / 1e9:>7.2f} "
-              f"{speed(model):>6.0f} {t['pcc']:>8.3f}/{t['srcc']:.3f} {h['pcc']:>7.3f}/{h['srcc']:.3f} "
+              f"{realtime_factor(model):>6.0f} {t['pcc']:>8.3f}/{t['srcc']:.3f} {h['pcc']:>7.3f}/{h['srcc']:.3f} "
               f"{h.get('system_pcc', np.nan):>6.3f}/{h.get('system_srcc', np.nan):.3f}")
 
 

@@ -197,6 +197,30 @@ def cmd_prune(args) -> int:
     return 0
 
 
+def cmd_push(args) -> int:
+    from .hub import push_checkpoint
+
+    if args.dry_run and not args.output_dir:
+        raise ValueError("--dry-run needs --output-dir DIR (where the files that would be uploaded go)")
+    dataset_ids = {}
+    for item in args.dataset_id:
+        corpus, eq, dataset_id = item.partition("=")
+        if not eq or "/" not in dataset_id:
+            raise ValueError(f"--dataset-id takes CORPUS=OWNER/NAME, got {item!r}")
+        dataset_ids[corpus] = dataset_id
+    result = push_checkpoint(
+        args.model_dir, args.repo_id, private=args.private, revision=args.revision,
+        dry_run_dir=args.output_dir if args.dry_run else None, token=args.token, eval_report=args.eval_report,
+        model_key=args.model_key, kind=args.kind, language=args.language, dataset_ids=dataset_ids,
+        measure_speed=args.measure_speed,
+    )
+    where = result.get("folder") or result.get("commit_url")
+    print(f"{len(result['files'])} files {'written to' if args.dry_run else 'uploaded:'} {where}")
+    for name in result["files"]:
+        print(f"  {name}")
+    return 0
+
+
 def cmd_clean_speech(args) -> int:
     from .data.synth import write_clean_speech
 
@@ -315,6 +339,25 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--device", default=None)
     prune.add_argument("--seed", type=int, default=0)
     prune.set_defaults(func=cmd_prune)
+
+    push = commands.add_parser("push", help="upload a checkpoint with its model card to the Hub")
+    push.add_argument("model_dir", help="checkpoint folder")
+    push.add_argument("repo_id", help="Hub model repo, owner/name")
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--revision", help="branch to push to (created if needed)")
+    push.add_argument("--dry-run", action="store_true", help="write the files to --output-dir, upload nothing")
+    push.add_argument("--output-dir", help="folder for --dry-run")
+    push.add_argument("--eval-report", help="an hf-sqa evaluate report.json for the card's results")
+    push.add_argument("--model-key", help="which model of the report this checkpoint is (if it has several)")
+    push.add_argument("--kind", choices=["teacher", "student", "pruned", "imported"],
+                      help="card template (default: detected from the checkpoint)")
+    push.add_argument("--language", nargs="*", help="ISO 639 codes of the speech the model was trained on")
+    push.add_argument("--dataset-id", nargs="*", default=[], metavar="CORPUS=OWNER/NAME",
+                      help="Hub benchmark dataset of a corpus in the report (writes .eval_results/CORPUS.yaml)")
+    push.add_argument("--measure-speed", action="store_true",
+                      help="time scoring on this CPU (2 threads) and state it in the card")
+    push.add_argument("--token", help="Hub token (default: the logged-in one)")
+    push.set_defaults(func=cmd_push)
 
     clean = commands.add_parser("clean-speech", help="make a folder of clean speech (espeak-ng, Asterisk prompts)")
     clean.add_argument("--output", required=True)

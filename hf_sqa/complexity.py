@@ -77,6 +77,21 @@ def macs_per_window(model: MOSPreTrainedModel) -> int:
     raise TypeError(f"no MAC count for {type(model).__name__}")
 
 
+def realtime_factor(model: MOSPreTrainedModel, clips: int = 8, seconds: float = 10.0, batch_size: int = 8) -> float:
+    """Measured scoring speed in seconds of audio per second (x real time) on `clips` synthetic clips of
+    `seconds`, after a warm-up, on the model's device with the current torch thread count."""
+    import time
+
+    from .scoring import iter_scores
+    from .testing import synthetic_speech
+
+    audio = [synthetic_speech(seconds, seed=i) for i in range(clips)]
+    list(iter_scores(audio[:2], model, batch_size=batch_size, sampling_rate=16000))
+    start = time.perf_counter()
+    list(iter_scores(audio, model, batch_size=batch_size, sampling_rate=16000))
+    return clips * seconds / (time.perf_counter() - start)
+
+
 def macs_per_second(model: MOSPreTrainedModel) -> float:
     """MACs per second of audio (one window's MACs divided by its duration)."""
     config = model.config

@@ -35,6 +35,9 @@ def cache_dir() -> Path:
 
 # built-in model names and the importer that writes each one's checkpoint into the cache
 BUILTIN_MODELS = {"distillmos": convert_distillmos}
+# part of the cached folder's name; raised when converted checkpoints change (config fields, model code),
+# so a cache written by an older hf_sqa is not reused
+BUILTIN_CHECKPOINT_VERSION = 2
 
 
 def builtin_model_path(name: str, cache: str | os.PathLike | None = None) -> Path:
@@ -43,7 +46,7 @@ def builtin_model_path(name: str, cache: str | os.PathLike | None = None) -> Pat
     Conversion writes to a temporary folder that is renamed into place, so a killed or concurrent first
     run never leaves a half-written checkpoint behind.
     """
-    target = Path(cache or cache_dir()) / name
+    target = Path(cache or cache_dir()) / f"{name}-v{BUILTIN_CHECKPOINT_VERSION}"
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ from transformers import pipeline
 import hf_sqa
 from hf_sqa import AudioError, iter_scores, load_audio, load_model, score
 from hf_sqa.models import ConvTransformerForMOSRegression
-from hf_sqa.scoring import builtin_model_path
+from hf_sqa.scoring import BUILTIN_CHECKPOINT_VERSION, builtin_model_path
 from hf_sqa.testing import synthetic_speech, tiny_student_config, write_clip
 
 
@@ -56,7 +56,8 @@ def test_score_raises_on_bad_input(tiny_model, tmp_path):
 
 
 def test_default_model_is_converted_once_into_the_cache(model_cache, distillmos_dir):
-    assert distillmos_dir == model_cache / "distillmos"
+    assert distillmos_dir == model_cache / f"distillmos-v{BUILTIN_CHECKPOINT_VERSION}"
+    assert load_model("distillmos").config.imported_from == "distillmos"
     stamp = (distillmos_dir / "model.safetensors").stat().st_mtime_ns
     model = load_model("distillmos")
     assert builtin_model_path("distillmos") == distillmos_dir

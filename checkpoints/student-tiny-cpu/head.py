@@ -1,7 +1,8 @@
 """The MOS head shared by the teacher and the students (XLS-R-SQA's head, which Distill-MOS reuses).
 
 features (N, L, C) -> BatchNorm over C -> linear C -> d -> dropout -> + sinusoidal positions
--> transformer encoder (post-norm, ReLU) -> dropout -> BatchNorm over d -> attention pooling -> (N,) logit
+-> transformer encoder (post-norm, ReLU; torch's nn.TransformerEncoderLayer, with its parameter names, but
+each layer's head count and feed-forward width its own so they can be pruned) -> dropout -> BatchNorm over d -> attention pooling -> (N,) logit
 -> MOS = 1 + 4 * sigmoid(logit).
 
 Module names inside are part of the checkpoint format (the importers map onto them).
@@ -13,6 +14,8 @@ import math
 
 import torch
 from torch import nn
+
+from .attention import attend
 
 
 def sinusoidal_position_encoding(
@@ -50,6 +53,68 @@ class AttentionPooling(nn.Module):
         return self.output(pooled).squeeze(-1)
 
 
+class HeadSelfAttention(nn.Module):
+    """Multi-head self-attention with nn.MultiheadAttention's parameters: packed `in_proj_weight`
+    (3 * heads * head_dim, d) rows [queries; keys; values] and `out_proj`."""
+
+    def __init__(self, hidden_size: int, num_heads: int, head_dim: int, dropout: float):
+        super().__init__()
+        self.head_dim = head_dim
+        self.dropout = dropout
+        width = num_heads * head_dim
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * width, hidden_size))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
+        self.out_proj = nn.Linear(width, hidden_size)
+        nn.init.xavier_uniform_(self.in_proj_weight)  # nn.MultiheadAttention's initialisation
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        query, key, value = nn.functional.linear(hidden, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
+        dropout = self.dropout if self.training else 0.0
+        return self.out_proj(attend(query, key, value, self.head_dim, dropout=dropout))
+
+
+class HeadTransformerLayer(nn.Module):
+    """Post-norm encoder layer: x = norm1(x + attention(x)); x = norm2(x + linear2(relu(linear1(x)))).
+
+    `num_heads == 0` removes the attention block and `ffn_size == 0` the feed-forward block (their
+    residual branch is then zero; the norms stay, as they sit on the residual path).
+    """
+
+    def __init__(self, hidden_size: int, num_heads: int, head_dim: int, ffn_size: int, dropout: float):
+        super().__init__()
+        self.self_attn = HeadSelfAttention(hidden_size, num_heads, head_dim, dropout) if num_heads else None
+        if ffn_size:
+            self.linear1 = nn.Linear(hidden_size, ffn_size)
+            self.linear2 = nn.Linear(ffn_size, hidden_size)
+        else:
+            self.linear1 = self.linear2 = None
+        self.dropout = nn.Dropout(dropout)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+        self.norm1 = nn.LayerNorm(hidden_size)
+        self.norm2 = nn.LayerNorm(hidden_size)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.self_attn is not None:
+            hidden = hidden + self.dropout1(self.self_attn(hidden))
+        hidden = self.norm1(hidden)
+        if self.linear1 is not None:
+            hidden = hidden + self.dropout2(self.linear2(self.dropout(torch.relu(self.linear1(hidden)))))
+        return self.norm2(hidden)
+
+
+class HeadTransformerEncoder(nn.Module):
+    def __init__(self, layers: list[HeadTransformerLayer]):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            hidden = layer(hidden)
+        return hidden
+
+
 class MOSHead(nn.Module):
     """Feature sequence (N, L, input_size) -> MOS (N,) in [1, 5]."""
 
@@ -57,25 +122,22 @@ class MOSHead(nn.Module):
         self,
         input_size: int,
         hidden_size: int,
-        num_layers: int,
-        num_heads: int,
-        ffn_size: int,
+        layer_num_heads: list[int],
+        head_dim: int,
+        layer_ffn_sizes: list[int],
         dropout: float,
         position_scale_length: int,
     ):
+        """layer_num_heads / layer_ffn_sizes: per transformer layer, 0 where that block is removed."""
         super().__init__()
         self.position_scale_length = position_scale_length
         self.input_norm = nn.BatchNorm1d(input_size)
         self.projection = nn.Linear(input_size, hidden_size)
         self.projection_dropout = nn.Dropout(dropout)
-        layer = nn.TransformerEncoderLayer(
-            d_model=hidden_size,
-            nhead=num_heads,
-            dim_feedforward=ffn_size,
-            dropout=dropout,
-            batch_first=True,
-        )
-        self.encoder = nn.TransformerEncoder(layer, num_layers=num_layers, enable_nested_tensor=False)
+        self.encoder = HeadTransformerEncoder([
+            HeadTransformerLayer(hidden_size, heads, head_dim, ffn, dropout)
+            for heads, ffn in zip(layer_num_heads, layer_ffn_sizes, strict=True)
+        ])
         self.encoder_dropout = nn.Dropout(dropout)
         self.output_norm = nn.BatchNorm1d(hidden_size)
         self.pooling = AttentionPooling(hidden_size, dropout)

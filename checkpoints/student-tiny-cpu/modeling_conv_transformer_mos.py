@@ -57,6 +57,9 @@ class CompressedSpectrumConvStack(nn.Module):
             and windows.device.type == "cpu"
             and windows.dtype == torch.float32
             and _fused_conv_available()
+            # the fused path calls oneDNN with the conv weights directly, bypassing forward hooks on the
+            # conv modules (hf_sqa.pruning's unit gates use them)
+            and not any(conv._forward_hooks for conv in self.convs)
         )
 
     def _conv_stack_fused(self, spectrum: torch.Tensor) -> torch.Tensor:

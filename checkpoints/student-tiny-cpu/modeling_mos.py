@@ -53,9 +53,9 @@ class MOSPreTrainedModel(PreTrainedModel):
         return MOSHead(
             input_size=input_size,
             hidden_size=cfg.head_hidden_size,
-            num_layers=cfg.head_num_layers,
-            num_heads=cfg.head_num_heads,
-            ffn_size=cfg.head_ffn_size,
+            layer_num_heads=cfg.head_heads_per_layer,
+            head_dim=cfg.head_attention_head_size,
+            layer_ffn_sizes=cfg.head_ffn_sizes_per_layer,
             dropout=cfg.head_dropout,
             position_scale_length=cfg.position_scale_length,
         )

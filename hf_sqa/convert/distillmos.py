@@ -53,6 +53,7 @@ def convert_distillmos(
     config = ConvTransformerMOSConfig(
         conv_channels=[source[f"cnn.cnn.{index}.weight"].shape[0] for index in conv_keys],
         **head_config_from_state(head_source, num_heads=DISTILLMOS_HEAD_HEADS),
+        imported_from="distillmos",
     )
     model = ConvTransformerForMOSRegression(config)
     try:

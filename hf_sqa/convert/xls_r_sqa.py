@@ -137,6 +137,7 @@ def convert_xls_r_sqa(
         feature_layers=list(layers),
         layer_fusion="fusion" if is_fusion else "single",
         **head_config_from_state(source, num_heads=4),
+        imported_from="xls-r-sqa",
     )
     input_size = source["transformer.linear_proj.weight"].shape[1]
     if input_size != model.config.wav2vec2_config.hidden_size:

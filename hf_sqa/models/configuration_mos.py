@@ -41,6 +41,9 @@ class MOSConfig(PreTrainedConfig):
         Length that scales the head's sinusoidal position frequencies (the frames in one window).
     loss_type (`str`, defaults to `"mse"`):
         Regression loss against `labels`: `"mse"` or `"l1"`.
+    imported_from (`str`, *optional*):
+        Provenance of imported weights (`"distillmos"`, `"xls-r-sqa"`), set by `hf-sqa convert`; model
+        cards state the source and its licence from it.
     """
 
     sampling_rate: int = 16000
@@ -56,6 +59,7 @@ class MOSConfig(PreTrainedConfig):
     head_dropout: float | int = 0.0
     position_scale_length: int = 384
     loss_type: str = "mse"
+    imported_from: str | None = None
 
     def __post_init__(self, **kwargs):
         for name in ("sampling_rate", "window_length", "window_max_hop", "max_windows_per_forward",

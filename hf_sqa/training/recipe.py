@@ -140,6 +140,8 @@ def run_recipe(recipe: dict, resume: bool = False) -> tuple[dict, DistillationTr
     report = {}
     if trainer.is_world_process_zero():
         final.save_pretrained(output / "final")
+        # the recipe travels with the model: model cards state the teacher, data and steps from it
+        (output / "final" / "training_recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
         if recipe.get("eval"):
             report, _ = evaluate_models([str(output / "final")], recipe["eval"], n_boot=200)
             write_report(report, output / "report.json")

@@ -64,6 +64,7 @@ def test_recipe_trains_evaluates_and_logs_both_terms(tiny_checkpoint, corpora, t
     run = Path(recipe["output_dir"])
     assert (run / "final" / "model.safetensors").is_file() and (run / "report.json").is_file()
     assert report["labelled"][str(run / "final")]["n"] == 12
+    assert yaml.safe_load((run / "final" / "training_recipe.yaml").read_text()) == recipe  # for model cards
     logs = trainer.state.log_history
     assert any("loss_teacher" in entry and "loss_human" in entry for entry in logs)
     assert any("eval_labelled_pcc" in entry for entry in logs)
