@@ -174,7 +174,7 @@ def finetune(model: MOSPreTrainedModel, teacher: MOSPreTrainedModel, data: str, 
         output_dir=str(output_dir), max_steps=steps, per_device_train_batch_size=settings.batch_size,
         learning_rate=settings.learning_rate, warmup_steps=max(steps // 10, 0), logging_steps=max(steps // 5, 1),
         save_strategy="no", report_to=[], remove_unused_columns=False, seed=settings.seed,
-        use_cpu=not torch.cuda.is_available(), disable_tqdm=True,
+        use_cpu=next(model.parameters()).device.type == "cpu", disable_tqdm=True,  # stay where --device put it
         accelerator_config={"dispatch_batches": False, "split_batches": False},
     )
     stream = build_train_stream({"unlabelled": data}, seed=settings.seed)

@@ -1,6 +1,7 @@
 """`hf-sqa push`: the dry-run folder, loading it without hf_sqa, and the upload calls (Hub mocked)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,3 +102,25 @@ def test_a_model_object_pushes_like_its_folder(tiny_checkpoint, tmp_path):
     from_folder = push_checkpoint(tiny_checkpoint, "me/tiny", dry_run_dir=tmp_path / "b")
     assert from_object["files"] == from_folder["files"]
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+
+
+def test_model_push_to_hub_uploads_weights_config_and_flat_code(tiny_checkpoint, monkeypatch):
+    """transformers' push_to_hub on an hf_sqa model (Hub calls faked): the upload carries the remote code."""
+    import transformers.utils.hub as transformers_hub
+
+    uploaded = {}
+
+    class FakeApi:
+        def create_repo(self, repo_id, **kwargs):
+            return type("RepoUrl", (), {"repo_id": repo_id})()
+
+        def create_commit(self, repo_id, operations, **kwargs):
+            for operation in operations:
+                uploaded[operation.path_in_repo] = Path(operation.path_or_fileobj).read_bytes()
+            return type("Commit", (), {"commit_url": "https://huggingface.co/me/tiny/commit/1"})()
+
+    monkeypatch.setattr(transformers_hub, "hf_api", lambda: FakeApi())
+    hf_sqa.load_model(str(tiny_checkpoint)).push_to_hub("me/tiny")
+    assert CHECKPOINT_FILES - {"README.md"} <= set(uploaded)
+    config = json.loads(uploaded["config.json"])
+    assert config["auto_map"]["AutoModel"].endswith("ConvTransformerForMOSRegression")
