@@ -20,8 +20,9 @@ from .head import MOSHead
 from .windowing import average_per_item, make_windows, pad_per_item
 
 # CPU inference scores windows in chunks of this many: larger chunks overflow the CPU caches (the head's
-# attention maps alone are 8 x 384 x 384 floats per window). Distill-MOS head, 2 threads: 17-18 ms/window
-# in chunks of 4, 28-31 in chunks of 8 (benchmarks/score_speed.py --breakdown). GPUs and training take
+# attention maps alone are 8 x 384 x 384 floats per window). Distill-MOS head, 2 threads: 14-16 ms/window
+# in chunks of 4, 14-15 in chunks of 8 (with torch's fused encoder layer, before the head had its own
+# layers: 17-18 vs 28-31; benchmarks/score_speed.py --breakdown). GPUs and training take
 # all windows at once.
 CPU_INFERENCE_WINDOWS_PER_CHUNK = 4
 
