@@ -27,35 +27,24 @@ import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from hf_sqa.complexity import macs_per_second, parameter_count  # noqa: E402
-from hf_sqa.data.specs import resolve  # noqa: E402
+from hf_sqa.evaluation import SpecClips, spec_clips  # noqa: E402
 from hf_sqa.metrics import point_metrics  # noqa: E402
 from hf_sqa.models import ConvTransformerForMOSRegression, student_config  # noqa: E402
 from hf_sqa.pruning import PruningSettings, prune  # noqa: E402
-from hf_sqa.scoring import iter_scores, load_model  # noqa: E402
+from hf_sqa.scoring import load_model, score  # noqa: E402
 from hf_sqa.training.recipe import run_recipe  # noqa: E402
 
 
-def scores(model, audios) -> np.ndarray:
-    return np.array([r.mos for r in iter_scores(audios, model.eval(), batch_size=8, sampling_rate=16000)])
-
-
-def evaluate(model, heldout, human) -> dict:
-    held_audio, held_teacher = heldout
-    human_audio, human_mos = human
-    to_teacher = point_metrics(scores(model, held_audio), held_teacher)
-    to_human = point_metrics(scores(model, human_audio), human_mos)
+def evaluate(model, heldout: SpecClips, human: SpecClips) -> dict:
+    model.eval()
+    to_teacher = point_metrics(score(heldout.audios, model=model, sampling_rate=16000), heldout.mos)
+    to_human = point_metrics(score(human.audios, model=model, sampling_rate=16000), human.mos)
     return {"parameters": parameter_count(model), "gmac_per_s": macs_per_second(model) / 1e9,
             "teacher_pcc": to_teacher["pcc"], "teacher_srcc": to_teacher["srcc"],
             "human_pcc": to_human["pcc"], "human_srcc": to_human["srcc"]}
-
-
-def load_clips(spec: str, label: str) -> tuple[list, np.ndarray]:
-    rows = resolve(spec)
-    return [r["audio"] for r in rows], np.array([r[label] for r in rows], dtype=np.float64)
 
 
 def train_student(preset: str, train: str, steps: int, batch_size: int, output: Path, seed: int):
@@ -91,7 +80,8 @@ def main() -> None:
     torch.manual_seed(args.seed)
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    heldout, human = load_clips(args.heldout, "teacher_mos"), load_clips(args.human, "mos")
+    # the held-out clips' label is the teacher's score (the pseudo-label column)
+    heldout, human = spec_clips(f"{args.heldout}#mos=teacher_mos"), spec_clips(args.human)
     teacher = load_model("distillmos")
     results = {"teacher": evaluate(teacher, heldout, human), "pruned": {}, "distilled": {}, "settings": vars(args)}
     calib = f"{args.train}"

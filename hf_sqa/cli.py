@@ -179,7 +179,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_prune(args) -> int:
-    from .pruning import PruningSettings, prune_checkpoint
+    from .pruning import prune_checkpoint
 
     report = prune_checkpoint(
         args.model, args.calib, args.output, target_params=args.target_params, target_ratio=args.target_ratio,

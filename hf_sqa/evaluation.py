@@ -29,19 +29,35 @@ class CorpusScores:
     predictions: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _labelled_clips(spec: str) -> tuple[str, list[np.ndarray], np.ndarray, list]:
+@dataclass
+class SpecClips:
+    """The decoded clips of a SPEC, in its order, with their MOS (NaN where a row has none)."""
+
+    corpus: str
+    ids: list[str]
+    audios: list[np.ndarray]
+    mos: np.ndarray
+    conditions: list
+
+
+def spec_clips(spec: str) -> SpecClips:
     parsed = parse_spec(spec)
-    rows = resolve(parsed)
-    audios, targets, conditions = [], [], []
-    for row in rows:
-        if row["mos"] is None:
-            raise SpecError(f"{spec}: row {row['id']} has no MOS label; evaluation needs labelled data")
-        audios.append(row["audio"])
-        targets.append(row["mos"])
-        conditions.append(row["condition"])
-    if not audios:
+    rows = list(resolve(parsed))
+    return SpecClips(
+        corpus=parsed.corpus, ids=[row["id"] for row in rows], audios=[row["audio"] for row in rows],
+        mos=np.array([np.nan if row["mos"] is None else row["mos"] for row in rows], dtype=np.float64),
+        conditions=[row["condition"] for row in rows],
+    )
+
+
+def _labelled_clips(spec: str) -> SpecClips:
+    clips = spec_clips(spec)
+    unlabelled = np.flatnonzero(np.isnan(clips.mos))
+    if unlabelled.size:
+        raise SpecError(f"{spec}: row {clips.ids[unlabelled[0]]} has no MOS label; evaluation needs labelled data")
+    if not clips.audios:
         raise SpecError(f"{spec}: no rows to evaluate")
-    return parsed.corpus, audios, np.asarray(targets, dtype=np.float64), conditions
+    return clips
 
 
 def evaluate_models(
@@ -51,11 +67,11 @@ def evaluate_models(
     """(report, scores) for every model on every labelled SPEC and pooled over them."""
     corpora: dict[str, tuple[list[np.ndarray], CorpusScores]] = {}
     for spec in specs:
-        name, audios, targets, conditions = _labelled_clips(spec)
-        key, suffix = name, 2
+        clips = _labelled_clips(spec)
+        key, suffix = clips.corpus, 2
         while key in corpora:  # two SPECs with one corpus name stay apart
-            key, suffix = f"{name}_{suffix}", suffix + 1
-        corpora[key] = (audios, CorpusScores(targets=targets, conditions=conditions))
+            key, suffix = f"{clips.corpus}_{suffix}", suffix + 1
+        corpora[key] = (clips.audios, CorpusScores(targets=clips.mos, conditions=clips.conditions))
     for model_name in models:
         model = load_model(model_name, device=device)
         for audios, scores in corpora.values():

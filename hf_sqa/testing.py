@@ -73,6 +73,20 @@ def write_clip(path: str | Path, samples: np.ndarray, sampling_rate: int = 16000
     return path
 
 
+def write_noisy_mos_folder(folder: str | Path, count: int, seconds: float = 2.0, seed: int = 0) -> Path:
+    """A labelled MOS folder (labels.csv: path,mos,condition) of `count` speech-like clips of `seconds` to
+    `seconds` + 1 s in white noise at SNRs spread over -5..30 dB, with MOS = 1 + 4 (SNR + 5) / 35 and the
+    condition "low" or "high" SNR: a corpus on which a quality model has something to find."""
+    folder = Path(folder)
+    rows = ["path,mos,condition"]
+    for i, snr in enumerate(np.linspace(-5, 30, count)):
+        name = f"clip{i:02d}.wav"
+        write_clip(folder / name, synthetic_speech(seconds + 0.5 * (i % 3), seed=seed * 1000 + i, noise_db=float(snr)))
+        rows.append(f"{name},{1 + 4 * (snr + 5) / 35:.3f},{'low' if snr < 12.5 else 'high'}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
 def import_distillmos():
     """The `distillmos` package (reference implementation), imported without torchaudio.
 

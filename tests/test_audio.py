@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from hf_sqa.audio import AudioError, find_audio_files, load_audio

@@ -69,15 +69,16 @@ def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def checkpoint_facts(checkpoint_dir: str | os.PathLike, kind: str | None = None) -> CheckpointFacts:
-    """Everything a card states about the checkpoint in `checkpoint_dir` (see the module docstring)."""
+def checkpoint_facts(checkpoint_dir: str | os.PathLike, kind: str | None = None, model=None) -> CheckpointFacts:
+    """Everything a card states about the checkpoint in `checkpoint_dir` (see the module docstring);
+    `model` is that checkpoint already loaded, if the caller has it."""
     from ..complexity import macs_per_second, parameter_count
     from ..scoring import load_model
 
     folder = Path(checkpoint_dir)
     if not (folder / "config.json").is_file():
         raise CardError(f"{folder}: not a checkpoint folder (no config.json)")
-    model = load_model(str(folder), device="cpu")
+    model = model if model is not None else load_model(str(folder), device="cpu")
     config = model.config
     pruning = _read_json(folder / "pruning_report.json")
     recipe_file = folder / "training_recipe.yaml"
@@ -173,11 +174,18 @@ def build_model_card(
     kind: str | None = None,
     language: list[str] | None = None,
     measure_speed: bool = False,
+    model=None,
 ) -> ModelCard:
     """The model card of a checkpoint for the Hub repo `repo_id`, from the template of its kind.
-    `measure_speed` times scoring on this machine's CPU (2 threads) and states it."""
-    facts = checkpoint_facts(checkpoint_dir, kind)
-    speed_x_realtime = _measured_speed(checkpoint_dir) if measure_speed else None
+    `measure_speed` times scoring on this machine's CPU (2 threads) and states it; `model` is the
+    checkpoint already loaded, if the caller has it."""
+    from ..scoring import load_model
+
+    facts = checkpoint_facts(checkpoint_dir, kind, model=model)
+    speed_x_realtime = None
+    if measure_speed:
+        timed = model if model is not None else load_model(str(checkpoint_dir), device="cpu")
+        speed_x_realtime = _measured_speed(timed)
     if isinstance(eval_report, (str, os.PathLike)):
         eval_report = json.loads(Path(eval_report).read_text())
     rows = evaluation_rows(eval_report, model_key)
@@ -198,16 +206,15 @@ def build_model_card(
     return card
 
 
-def _measured_speed(checkpoint_dir) -> float:
+def _measured_speed(model) -> float:
     import torch
 
     from ..complexity import realtime_factor
-    from ..scoring import load_model
 
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        return realtime_factor(load_model(str(checkpoint_dir), device="cpu"))
+        return realtime_factor(model)
     finally:
         torch.set_num_threads(threads)
 

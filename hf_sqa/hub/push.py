@@ -46,7 +46,7 @@ def stage_checkpoint(
     if report is not None:
         (staging / "eval_report.json").write_text(json.dumps(report, indent=2))
     card = build_model_card(source, repo_id, eval_report=report, model_key=model_key, kind=kind, language=language,
-                            measure_speed=measure_speed)
+                            measure_speed=measure_speed, model=model)
     card.save(staging / "README.md")
     for relative, text in eval_results_files(evaluation_rows(report, model_key), dataset_ids or {}).items():
         (staging / relative).parent.mkdir(parents=True, exist_ok=True)

@@ -23,9 +23,10 @@ import torch
 
 from ..complexity import macs_per_second, parameter_count
 from ..data.specs import resolve
+from ..evaluation import spec_clips
 from ..metrics import point_metrics
 from ..models import MOSPreTrainedModel
-from ..scoring import iter_scores, load_model
+from ..scoring import load_model, score
 from ..training.collator import MOSCollator
 from .importance import l0_importance, taylor_importance
 from .structure import PruningError, prune_model, structure_of, validate_keep
@@ -77,11 +78,11 @@ def select_units(model: MOSPreTrainedModel, importance: dict[str, torch.Tensor],
         else:
             reduced[name] = sizes[name] - 1
         cost = max(current - int(family.parameter_count(reduced)), 1)
-        scores = importance[name].float().flatten()
-        if scores.numel() != group.size:
-            raise PruningError(f"importance of {name} has {scores.numel()} entries, the group has {group.size}")
-        for unit, score in enumerate(scores.tolist()):
-            candidates.append((score / cost if per_parameter else score, name, unit))
+        values = importance[name].float().flatten()
+        if values.numel() != group.size:
+            raise PruningError(f"importance of {name} has {values.numel()} entries, the group has {group.size}")
+        for unit, value in enumerate(values.tolist()):
+            candidates.append((value / cost if per_parameter else value, name, unit))
     candidates.sort()
     blocks_of = {g.block: g.name for g in groups.values() if g.block}
     for _, name, unit in candidates:
@@ -248,23 +249,14 @@ def prune(model: MOSPreTrainedModel, calib: str, settings: PruningSettings,
     return current, {"steps": [asdict(r) for r in records], "unit_ids": unit_ids}
 
 
-def _clips(spec: str) -> tuple[list[np.ndarray], np.ndarray]:
-    rows = resolve(spec)
-    audios = [row["audio"] for row in rows]
-    mos = np.array([np.nan if row["mos"] is None else row["mos"] for row in rows], dtype=np.float64)
-    return audios, mos
-
-
-def _scores(model: MOSPreTrainedModel, audios: list[np.ndarray], batch_size: int) -> np.ndarray:
-    return np.array([r.mos for r in iter_scores(audios, model, batch_size=batch_size, sampling_rate=16000)])
-
-
 def compare_to_unpruned(pruned: MOSPreTrainedModel, unpruned: MOSPreTrainedModel, spec: str,
                         batch_size: int = 8) -> dict:
     """PCC / SRCC / KTAU / RMSE of the pruned model's scores against the unpruned model's on a SPEC's
     clips, and of both against human MOS where the SPEC has it."""
-    audios, mos = _clips(spec)
-    ours, theirs = _scores(pruned.eval(), audios, batch_size), _scores(unpruned.eval(), audios, batch_size)
+    clips = spec_clips(spec)
+    audios, mos = clips.audios, clips.mos
+    ours = score(audios, model=pruned.eval(), sampling_rate=16000, batch_size=batch_size)
+    theirs = score(audios, model=unpruned.eval(), sampling_rate=16000, batch_size=batch_size)
     report = {"data": spec, "clips": len(audios), "pruned_vs_unpruned": point_metrics(ours, theirs)}
     labelled = np.isfinite(mos)
     if labelled.sum() >= 3:
@@ -278,7 +270,7 @@ def model_summary(model: MOSPreTrainedModel) -> dict:
             "structure": structure_of(model).sizes()}
 
 
-def prune_checkpoint(model_name: str, calib: str, output_dir: str | os.PathLike, settings: PruningSettings | None = None,
+def prune_checkpoint(model_name: str, calib: str, output_dir: str | os.PathLike,
                      target_params: int | None = None, target_ratio: float | None = None,
                      eval_data: str | None = None, device: str | None = None, **setting_fields) -> dict:
     """What `hf-sqa prune` does: prune a model (name, folder or Hub id) and write the pruned checkpoint,
@@ -288,7 +280,7 @@ def prune_checkpoint(model_name: str, calib: str, output_dir: str | os.PathLike,
     output = Path(output_dir)
     model = load_model(model_name, device=device)
     target = resolve_target(model, target_params, target_ratio)
-    settings = settings or PruningSettings(target_params=target, **setting_fields)
+    settings = PruningSettings(target_params=target, **setting_fields)
     torch.manual_seed(settings.seed)
     pruned, schedule = prune(model, calib, settings, output / "work")
     pruned.save_pretrained(output)

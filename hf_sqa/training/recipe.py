@@ -26,7 +26,6 @@ import json
 import os
 from pathlib import Path
 
-import torch
 import yaml
 from datasets import Features, IterableDataset, List, Value, interleave_datasets
 from peft import PeftModel

@@ -1,7 +1,6 @@
 import importlib.util
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model

@@ -4,7 +4,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import soundfile as sf
-from datasets import Dataset, DatasetDict, Value
+from datasets import Dataset, DatasetDict
 
 from hf_sqa.audio import AudioError
 from hf_sqa.data import SpecError, parse_spec, resolve, resolve_many, shard_for_node

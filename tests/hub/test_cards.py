@@ -3,7 +3,6 @@
 import json
 import re
 
-import numpy as np
 import pytest
 import torch
 import yaml
@@ -14,19 +13,13 @@ from hf_sqa.hub import CardError, build_model_card, eval_results_files, validate
 from hf_sqa.hub.cards import evaluation_rows
 from hf_sqa.models import XLSRForMOSRegression
 from hf_sqa.pruning import prune_checkpoint
-from hf_sqa.testing import synthetic_speech, tiny_xlsr_config, write_clip
+from hf_sqa.testing import tiny_xlsr_config, write_noisy_mos_folder
 
 
 @pytest.fixture(scope="module")
 def labelled_folder(tmp_path_factory):
     """A labelled MOS folder (labels.csv) of 10 noisy clips in two conditions."""
-    folder = tmp_path_factory.mktemp("corpus") / "noisy_corpus"
-    rows = ["path,mos,condition"]
-    for i, snr in enumerate(np.linspace(-5, 30, 10)):
-        write_clip(folder / f"c{i}.wav", synthetic_speech(2.5, seed=40 + i, noise_db=float(snr)))
-        rows.append(f"c{i}.wav,{1 + 4 * (snr + 5) / 35:.2f},{'low' if snr < 12 else 'high'}")
-    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
-    return folder
+    return write_noisy_mos_folder(tmp_path_factory.mktemp("corpus") / "noisy_corpus", 10, seconds=2.5, seed=4)
 
 
 def report_for(checkpoint, labelled_folder, tmp_path):

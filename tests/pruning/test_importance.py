@@ -68,8 +68,10 @@ def test_taylor_pruning_keeps_accuracy_better_than_random_pruning(trained):
         by_chance = prune_model(model, select_units(model, scores, target))
         assert parameter_count(by_chance) <= target
         random_errors.append(mean_squared_error(by_chance, x, y))
-    # measured: 0.16 by importance vs. 4.2-5.1 at random (unpruned: 0.03)
-    assert mean_squared_error(by_importance, x, y) < 0.25 * min(random_errors)
+    kept = mean_squared_error(by_importance, x, y)
+    print(f"test MSE unpruned {mean_squared_error(model, x, y):.3f}, pruned by Taylor importance {kept:.3f}, "
+          f"pruned at random {', '.join(f'{e:.2f}' for e in random_errors)}")  # README: pytest -s
+    assert kept < 0.25 * min(random_errors)
 
 
 @pytest.mark.parametrize("group", ["head.encoder.layers.0.ffn", "frontend.convs.3", "frontend.convs.5"])
@@ -85,7 +87,9 @@ def test_taylor_estimate_ranks_units_like_their_actual_removal(trained, group):
             with gated(model, {group: gate}):
                 scores = torch.cat([model(b["input_values"]).mos for b in batches])
             actual.append(float(((scores - reference) ** 2).sum()))
-    assert spearmanr(actual, importance.numpy()).statistic > 0.9  # measured 0.99-1.0
+    rank_correlation = spearmanr(actual, importance.numpy()).statistic
+    print(f"{group}: Spearman {rank_correlation:.3f} between estimated and actual removal effects")
+    assert rank_correlation > 0.9
 
 
 def test_taylor_of_the_mos_loss_needs_labels(trained):

@@ -11,19 +11,13 @@ from hf_sqa.complexity import parameter_count
 from hf_sqa.models import ConvTransformerForMOSRegression, XLSRForMOSRegression
 from hf_sqa.pruning import PruningError, PruningSettings, prune, resolve_target, step_targets, structure_of
 from hf_sqa.pruning import schedule as schedule_module
-from hf_sqa.testing import synthetic_speech, tiny_student_config, tiny_xlsr_config, write_clip
+from hf_sqa.testing import synthetic_speech, tiny_student_config, tiny_xlsr_config, write_noisy_mos_folder
 
 
 @pytest.fixture
 def calib_folder(tmp_path):
-    """A labelled MOS folder: 12 clips of 2-4 s at -5..30 dB SNR."""
-    folder = tmp_path / "calib"
-    rows = ["path,mos"]
-    for i, snr in enumerate(np.linspace(-5, 30, 12)):
-        write_clip(folder / f"clip{i:02d}.wav", synthetic_speech(2.0 + (i % 3), seed=i, noise_db=float(snr)))
-        rows.append(f"clip{i:02d}.wav,{1 + 4 * (snr + 5) / 35:.3f}")
-    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
-    return folder
+    """A labelled MOS folder: 12 clips of 2-3 s at -5..30 dB SNR."""
+    return write_noisy_mos_folder(tmp_path / "calib", 12)
 
 
 @pytest.fixture

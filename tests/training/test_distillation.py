@@ -1,6 +1,5 @@
 import copy
 
-import numpy as np
 import pytest
 import torch
 from torch.utils.data import Dataset
