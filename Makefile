@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.hf_sqa-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test bench examples demo browser clean
+.PHONY: setup run test bench examples demo browser clean student
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,14 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/score_speed.py --breakdown
+
+# the fast student end to end: clean speech -> degradation -> teacher labels -> training -> evaluation -> card
+# (resumable: run it again after a kill; needs espeak-ng, ffmpeg and Debian's Asterisk prompts, installed here)
+student: $(STAMP)
+	@command -v espeak-ng >/dev/null && command -v ffmpeg >/dev/null && dpkg -s asterisk-core-sounds-ru-g722 >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO \
+	  apt-get install -y -q espeak-ng ffmpeg $(foreach l,en es fr it ru,asterisk-core-sounds-$(l)-g722); }
+	$(BIN)/python training_scripts/make_student.py $(STUDENT_ARGS)
 
 # regenerate examples/ (needs espeak-ng)
 examples: $(STAMP)

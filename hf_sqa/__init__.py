@@ -10,6 +10,8 @@ from .audio import AudioError, load_audio
 from .models import (
     ConvTransformerForMOSRegression,
     ConvTransformerMOSConfig,
+    FastMOSConfig,
+    FastMOSForMOSRegression,
     XLSRForMOSRegression,
     XLSRMOSConfig,
     student_config,
@@ -24,6 +26,8 @@ __all__ = [
     "AudioError",
     "ConvTransformerForMOSRegression",
     "ConvTransformerMOSConfig",
+    "FastMOSConfig",
+    "FastMOSForMOSRegression",
     "SpeechQualityPipeline",
     "XLSRForMOSRegression",
     "XLSRMOSConfig",

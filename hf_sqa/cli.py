@@ -186,7 +186,9 @@ def cmd_prune(args) -> int:
         eval_data=args.eval_data, device=args.device, method=args.method, steps=args.steps,
         importance_loss=args.importance_loss, calib_clips=args.calib_clips, batch_size=args.batch_size,
         finetune_steps=args.finetune_steps, finetune_data=args.finetune_data, learning_rate=args.learning_rate,
-        l0_steps=args.l0_steps, seed=args.seed,
+        l0_steps=args.l0_steps, seed=args.seed, eval_clips=args.eval_clips,
+        group_sizes=dict(args.group_size) if args.group_size else None,
+        recalibrate_batchnorm=not args.no_recalibrate_batchnorm, freeze_batchnorm=not args.train_batchnorm,
     )
     before, after, comparison = report["before"], report["after"], report["evaluation"]["pruned_vs_unpruned"]
     print(f"parameters {before['parameters']:,} -> {after['parameters']:,} ({report['parameter_ratio']:.3f}); "
@@ -195,6 +197,13 @@ def cmd_prune(args) -> int:
           f"SRCC {comparison['srcc']:.3f} RMSE {comparison['rmse']:.3f}")
     print(f"wrote {args.output} and {args.output}/pruning_report.json")
     return 0
+
+
+def _group_size(text: str) -> tuple[str, int]:
+    name, eq, size = text.partition("=")
+    if not eq or not size.isdigit():
+        raise argparse.ArgumentTypeError(f"expected GROUP=N, got {text!r}")
+    return name, int(size)
 
 
 def cmd_push(args) -> int:
@@ -249,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = commands.add_parser("score", help="predict MOS for audio files")
     score.add_argument("paths", nargs="*", help="audio files or folders")
-    score.add_argument("--model", default="distillmos", help="built-in name, checkpoint folder or Hub id (default: distillmos)")
+    score.add_argument("--model", default="distillmos", help="built-in name (distillmos, fast), checkpoint folder or Hub id (default: distillmos)")
     score.add_argument("--recursive", action="store_true", help="look for audio in subfolders of folders too")
     score.add_argument("--file-list", help="text file with one audio path per line")
     score.add_argument("--output", help="write results to OUT.csv or OUT.jsonl (default: table on stdout)")
@@ -330,9 +339,18 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--importance-loss", choices=["distill", "mos"], default="distill",
                        help="loss the importance refers to: distillation from the unpruned model, or human MOS")
     prune.add_argument("--calib-clips", type=int, default=64, help="calibration clips used (default 64)")
-    prune.add_argument("--finetune-steps", type=int, default=0, help="distillation steps after each pruning step")
+    prune.add_argument("--finetune-steps", type=int, default=100, help="distillation steps after each pruning step")
     prune.add_argument("--finetune-data", help="SPEC for the fine-tuning (default: the calibration SPEC)")
-    prune.add_argument("--eval-data", help="SPEC to compare pruned and unpruned on (default: calibration)")
+    prune.add_argument("--eval-data", help="SPEC to compare pruned and unpruned on (default: --eval-clips clips of "
+                       "the calibration SPEC held out from calibration and fine-tuning)")
+    prune.add_argument("--eval-clips", type=int, default=64, help="clips held out when --eval-data is not given")
+    prune.add_argument("--group-size", type=_group_size, action="append", metavar="GROUP=N",
+                       help="fix a unit group's final size, e.g. frontend.convs.1=32 (repeat); the parameter "
+                       "target is met from the other groups")
+    prune.add_argument("--no-recalibrate-batchnorm", action="store_true",
+                       help="keep the unpruned model's BatchNorm statistics after each step")
+    prune.add_argument("--train-batchnorm", action="store_true",
+                       help="let fine-tuning update BatchNorm statistics (default: fixed after recalibration)")
     prune.add_argument("--batch-size", type=int, default=8)
     prune.add_argument("--learning-rate", type=float, default=1e-4)
     prune.add_argument("--l0-steps", type=int, default=100, help="gate training steps per step of --method l0")

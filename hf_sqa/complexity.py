@@ -93,6 +93,14 @@ def realtime_factor(model: MOSPreTrainedModel, clips: int = 8, seconds: float = 
 
 
 def macs_per_second(model: MOSPreTrainedModel) -> float:
-    """MACs per second of audio (one window's MACs divided by its duration)."""
+    """MACs per second of audio: one window's MACs divided by its duration; for the fast student, whose
+    front end runs once over the clip, the front end's MACs per second plus one head pass per
+    `window_max_hop` (the windows of long audio)."""
+    from .models import FastMOSForMOSRegression
+
     config = model.config
-    return macs_per_window(model) / (config.window_length / config.sampling_rate)
+    window_seconds = config.window_length / config.sampling_rate
+    if isinstance(model, FastMOSForMOSRegression):
+        head = head_macs(model.head, config.frames_per_window)
+        return conv_stack_macs(model) / window_seconds + head * config.sampling_rate / config.window_max_hop
+    return macs_per_window(model) / window_seconds

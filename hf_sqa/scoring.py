@@ -35,6 +35,9 @@ def cache_dir() -> Path:
 
 # built-in model names and the importer that writes each one's checkpoint into the cache
 BUILTIN_MODELS = {"distillmos": convert_distillmos}
+# built-in models shipped inside the package: name -> folder of the package data `hf_sqa.checkpoints`
+# (hf_sqa/checkpoints links to the repository's checkpoints/)
+PACKAGED_MODELS = {"fast": "hf-sqa-fast"}
 # part of the cached folder's name; raised when converted checkpoints change (config fields, model code),
 # so a cache written by an older hf_sqa is not reused
 BUILTIN_CHECKPOINT_VERSION = 2
@@ -63,6 +66,16 @@ def builtin_model_path(name: str, cache: str | os.PathLike | None = None) -> Pat
     return target
 
 
+def packaged_model_path(name: str) -> Path:
+    """The folder of a model shipped as package data (no conversion, no download)."""
+    from importlib.resources import files
+
+    folder = Path(str(files("hf_sqa.checkpoints").joinpath(PACKAGED_MODELS[name])))
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"built-in model {name!r}: {folder} is missing from this installation")
+    return folder
+
+
 def load_model(
     name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device | None = None, **kwargs
 ) -> MOSPreTrainedModel:
@@ -73,9 +86,11 @@ def load_model(
     name = str(name_or_path)
     if name in BUILTIN_MODELS:
         name = str(builtin_model_path(name))
+    elif name in PACKAGED_MODELS:
+        name = str(packaged_model_path(name))
     elif not Path(name).exists() and name.count("/") != 1:
         raise ValueError(
-            f"model {name!r} is neither a built-in name ({', '.join(BUILTIN_MODELS)}), "
+            f"model {name!r} is neither a built-in name ({', '.join([*BUILTIN_MODELS, *PACKAGED_MODELS])}), "
             "an existing checkpoint folder, nor a Hub id (owner/name)"
         )
     model = AutoModel.from_pretrained(name, **kwargs)

@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 
 from .data.synth import speech_like
-from .models import ConvTransformerMOSConfig, XLSRMOSConfig
+from .models import ConvTransformerMOSConfig, FastMOSConfig, XLSRMOSConfig
 
 
 def tiny_student_config(**overrides) -> ConvTransformerMOSConfig:
@@ -26,6 +26,15 @@ def tiny_student_config(**overrides) -> ConvTransformerMOSConfig:
         head_ffn_size=16,
     )
     return ConvTransformerMOSConfig(**{**fields, **overrides})
+
+
+def tiny_fast_config(**overrides) -> FastMOSConfig:
+    """The tiny student's layers as a fast student (clip-level front end)."""
+    fields = dict(
+        conv_channels=[4, 4, 8, 8, 8, 8], head_hidden_size=8, head_num_layers=1, head_num_heads=2,
+        head_ffn_size=16,
+    )
+    return FastMOSConfig(**{**fields, **overrides})
 
 
 def tiny_wav2vec2_config(hidden_size: int = 32, num_hidden_layers: int = 4, **overrides) -> dict:

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -99,12 +101,16 @@ def test_unexpected_decoder_failure_becomes_an_error_row(tiny_model, clip_folder
     assert results[0].error == "RuntimeError: decoder crashed" and results[1].ok
 
 
-def test_kept_student_checkpoint_loads_and_scores():
-    from pathlib import Path
+def test_builtin_fast_model_ships_in_the_package_and_scores():
+    from hf_sqa.models import FastMOSForMOSRegression
+    from hf_sqa.scoring import packaged_model_path
 
-    path = Path(__file__).resolve().parents[1] / "checkpoints" / "student-tiny-cpu"
-    model = load_model(path)
-    assert sum(p.numel() for p in model.parameters()) == 95_834
-    scores = score([synthetic_speech(3.0, seed=1), synthetic_speech(3.0, seed=1, noise_db=-5)], model=model,
-                   sampling_rate=16000)
-    assert np.all((scores >= 1) & (scores <= 5)) and scores[0] != scores[1]
+    model = load_model("fast")
+    assert isinstance(model, FastMOSForMOSRegression)
+    assert sum(p.numel() for p in model.parameters()) <= 1_000_000
+    assert (packaged_model_path("fast") / "README.md").is_file()  # its model card travels with it
+    speech = load_audio(Path(__file__).resolve().parents[1] / "examples" / "clean.wav").samples
+    noise = np.random.default_rng(0).standard_normal(len(speech)).astype(np.float32)
+    noisy = speech + noise * np.sqrt(np.mean(speech**2) / 10 ** (-5 / 10))  # white noise at -5 dB SNR
+    scores = score([speech, noisy], model="fast", sampling_rate=16000)
+    assert np.all((scores >= 1) & (scores <= 5)) and scores[0] > scores[1] + 0.3

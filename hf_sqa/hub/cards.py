@@ -59,6 +59,7 @@ class CheckpointFacts:
     license: str
     sampling_rate: int
     window_seconds: float
+    window_hop_seconds: float
     base_model: str | None = None
     imported_from: str | None = None
     pruning: dict | None = None
@@ -101,6 +102,7 @@ def checkpoint_facts(checkpoint_dir: str | os.PathLike, kind: str | None = None,
         parameters=parameter_count(model), gmac_per_second=macs_per_second(model) / 1e9,
         license=_license(config, imported_from),
         sampling_rate=config.sampling_rate, window_seconds=config.window_length / config.sampling_rate,
+        window_hop_seconds=config.window_max_hop / config.sampling_rate,
         base_model=base_model, imported_from=imported_from, pruning=pruning, training=training,
     )
 
@@ -228,7 +230,7 @@ def card_sections(facts: CheckpointFacts, rows: list[dict], repo_id: str, speed_
         f"- Parameters: {facts.parameters:,}",
         f"- Compute: {facts.gmac_per_second:.2f} GMAC per second of audio",
         f"- Input: mono audio at {facts.sampling_rate} Hz; clips are scored in {facts.window_seconds:.2f} s "
-        "windows (1 s hop at most) whose scores are averaged",
+        f"windows ({facts.window_hop_seconds:g} s hop at most) whose scores are averaged",
     ]
     if speed_x_realtime:
         details.append(f"- Measured speed: {speed_x_realtime:.0f}x real time (CPU, 2 threads, batch 8, 10 s clips)")
@@ -236,7 +238,18 @@ def card_sections(facts: CheckpointFacts, rows: list[dict], repo_id: str, speed_
         details.append(f"- Base model: [{facts.base_model}](https://huggingface.co/{facts.base_model})")
 
     training = ["Not recorded with this checkpoint (no training_recipe.yaml)."]
-    if facts.training:
+    if facts.training and "distinct_clips" in facts.training:  # a fast student (training.fast_student)
+        recipe = facts.training
+        training = [
+            f"- Teacher: `{recipe['teacher']}` (its clip and per-window scores of degraded speech, labelled offline)",
+            f"- Method: {recipe.get('method', 'n/a')}; initialised from {recipe['init']}",
+            f"- Data: `{recipe['train_data']}` — {recipe['distinct_clips']:,} distinct degraded clips, "
+            f"{recipe['distinct_audio_hours']:.1f} h; {recipe['audio_hours_seen']:.1f} h of audio seen in training",
+            f"- Steps: {recipe['steps']}, batch {recipe['batch_size']}, learning rate {recipe['learning_rate']}, "
+            f"dense window-target weight {recipe['dense_weight']}, CPU-hours {recipe.get('cpu_hours')}",
+            f"- Agreement with the teacher on held-out speakers (PCC): {recipe.get('heldout_pcc')}",
+        ]
+    elif facts.training:
         recipe = facts.training
         data = [*recipe.get("labelled", []), *([recipe["unlabelled"]] if recipe.get("unlabelled") else [])]
         settings = recipe.get("training", {})

@@ -4,15 +4,18 @@ so that `save_pretrained` writes the flat remote-code files next to the weights.
 from transformers import AutoConfig, AutoModel
 
 from .configuration_conv_transformer_mos import STUDENT_PRESETS, ConvTransformerMOSConfig, student_config
+from .configuration_fast_mos import FastMOSConfig
 from .configuration_mos import MOSConfig
 from .configuration_xlsr_mos import XLSRMOSConfig
 from .modeling_conv_transformer_mos import ConvTransformerForMOSRegression
+from .modeling_fast_mos import FastMOSForMOSRegression
 from .modeling_mos import MOSPreTrainedModel, MOSRegressionOutput
 from .modeling_xlsr_mos import XLSRForMOSRegression
 
 for _config_class, _model_class in (
     (XLSRMOSConfig, XLSRForMOSRegression),
     (ConvTransformerMOSConfig, ConvTransformerForMOSRegression),
+    (FastMOSConfig, FastMOSForMOSRegression),
 ):
     AutoConfig.register(_config_class.model_type, _config_class, exist_ok=True)
     AutoModel.register(_config_class, _model_class, exist_ok=True)
@@ -23,6 +26,8 @@ __all__ = [
     "STUDENT_PRESETS",
     "ConvTransformerForMOSRegression",
     "ConvTransformerMOSConfig",
+    "FastMOSConfig",
+    "FastMOSForMOSRegression",
     "MOSConfig",
     "MOSPreTrainedModel",
     "MOSRegressionOutput",

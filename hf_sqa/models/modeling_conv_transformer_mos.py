@@ -32,16 +32,25 @@ class CompressedSpectrumConvStack(nn.Module):
         )
         self.output_size = config.conv_channels[-1] * config.conv_frequency_bins
 
+    @property
+    def edge_padding(self) -> int:
+        """Samples of reflect padding at both ends of a signal before the STFT."""
+        return (self.n_fft - self.hop_length) // 2
+
     def compressed_spectrum(self, windows: torch.Tensor) -> torch.Tensor:
         """(N, samples) -> (N, 2, n_fft // 2 + 1, frames): real/imag of |X|^c * X / |X|."""
-        side = (self.n_fft - self.hop_length) // 2
+        side = self.edge_padding
         padded = nn.functional.pad(windows[:, None], (side, side), mode="reflect")[:, 0]
+        return self.spectrum_of_padded(padded)
+
+    def spectrum_of_padded(self, padded: torch.Tensor) -> torch.Tensor:
+        """(N, padded samples) already edge-padded -> (N, 2, n_fft // 2 + 1, frames), no centring."""
         spectrum = torch.stft(
             padded,
             n_fft=self.n_fft,
             hop_length=self.hop_length,
             win_length=self.n_fft,
-            window=torch.hann_window(self.n_fft, device=windows.device, dtype=windows.dtype),
+            window=torch.hann_window(self.n_fft, device=padded.device, dtype=padded.dtype),
             center=False,
             return_complex=True,
         )
@@ -84,16 +93,25 @@ class CompressedSpectrumConvStack(nn.Module):
             # one window at a time: a window's activations (~30 MB in the first layers) then stay in the
             # CPU caches between layers (Distill-MOS, 2 threads: 93 ms/window one at a time, 111 ms/window
             # 8 at once; benchmarks/score_speed.py --breakdown)
-            x = torch.cat([
-                self._conv_stack_fused(self.compressed_spectrum(window[None]).contiguous(memory_format=torch.channels_last))
-                for window in windows
-            ])
+            x = torch.cat([self.conv_stack(self.compressed_spectrum(window[None])) for window in windows])
         else:
-            x = self.compressed_spectrum(windows).contiguous(memory_format=torch.channels_last)
-            for conv in self.convs:
-                x = nn.functional.leaky_relu(conv(x), self.negative_slope)
-        # (N, C, F, T) -> (N, C * F, T) channel-major, as Distill-MOS flattens -> (N, T, C * F)
-        return x.flatten(1, 2).transpose(1, 2)
+            x = self.conv_stack(self.compressed_spectrum(windows))
+        return self.frames(x)
+
+    def conv_stack(self, spectrum: torch.Tensor) -> torch.Tensor:
+        """(N, 2, bins, frames) compressed spectrum -> (N, C, F, T) conv features (fused oneDNN kernels
+        for CPU inference)."""
+        x = spectrum.contiguous(memory_format=torch.channels_last)
+        if self._fused_cpu_inference(spectrum):
+            return self._conv_stack_fused(x)
+        for conv in self.convs:
+            x = nn.functional.leaky_relu(conv(x), self.negative_slope)
+        return x
+
+    @staticmethod
+    def frames(features: torch.Tensor) -> torch.Tensor:
+        """(N, C, F, T) -> (N, C * F, T) channel-major, as Distill-MOS flattens -> (N, T, C * F)."""
+        return features.flatten(1, 2).transpose(1, 2)
 
 
 class ConvTransformerForMOSRegression(MOSPreTrainedModel):

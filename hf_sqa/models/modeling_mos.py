@@ -44,6 +44,14 @@ class MOSRegressionOutput(ModelOutput):
     window_starts: torch.Tensor | None = None
 
 
+def regression_loss(mos: torch.Tensor, labels: torch.Tensor, loss_type: str) -> torch.Tensor:
+    """MSE or L1 between (batch,) predicted MOS and labels."""
+    labels = labels.to(device=mos.device, dtype=mos.dtype).reshape(mos.shape)
+    if loss_type == "l1":
+        return torch.nn.functional.l1_loss(mos, labels)
+    return torch.nn.functional.mse_loss(mos, labels)
+
+
 class MOSPreTrainedModel(PreTrainedModel):
     config: MOSConfig
     main_input_name = "input_values"
@@ -66,6 +74,30 @@ class MOSPreTrainedModel(PreTrainedModel):
 
     def score_windows(self, windows: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def windows_per_forward(self, device: torch.device) -> int:
+        """How many windows one `score_windows` call takes (small chunks for CPU inference, see above)."""
+        chunk = self.config.max_windows_per_forward
+        if device.type == "cpu" and not self.training and not torch.is_grad_enabled():
+            chunk = min(chunk, CPU_INFERENCE_WINDOWS_PER_CHUNK)
+        return chunk
+
+    def score_clips(
+        self, input_values: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every window of every clip scored: (window MOS, batch item of each window, its start sample), all
+        (num_windows,), windows of an item contiguous and in time order.
+
+        input_values: (batch, time) padded; lengths: (batch,) real samples per clip
+        """
+        input_values = self.normalize_clips(input_values, lengths)
+        batch = make_windows(input_values, lengths, self.config.window_length, self.config.window_max_hop)
+        chunk = self.windows_per_forward(input_values.device)
+        window_mos = torch.cat([
+            self.score_windows(batch.windows[i : i + chunk], batch.lengths[i : i + chunk])
+            for i in range(0, batch.windows.shape[0], chunk)
+        ])
+        return window_mos, batch.item_index, batch.starts
 
     def forward(
         self,
@@ -92,29 +124,12 @@ class MOSPreTrainedModel(PreTrainedModel):
             empty = torch.nonzero(lengths <= 0).flatten().tolist()
             raise ValueError(f"batch items {empty} have no samples (attention_mask is all zero)")
 
-        input_values = self.normalize_clips(input_values, lengths)
-        batch = make_windows(input_values, lengths, self.config.window_length, self.config.window_max_hop)
-        chunk = self.config.max_windows_per_forward
-        if input_values.device.type == "cpu" and not self.training and not torch.is_grad_enabled():
-            chunk = min(chunk, CPU_INFERENCE_WINDOWS_PER_CHUNK)
-        window_mos = torch.cat(
-            [
-                self.score_windows(batch.windows[i : i + chunk], batch.lengths[i : i + chunk])
-                for i in range(0, batch.windows.shape[0], chunk)
-            ]
-        )
-        mos = average_per_item(window_mos, batch.item_index, batch_size)
-        window_grid, window_mask = pad_per_item(window_mos, batch.item_index, batch_size)
-        start_grid, _ = pad_per_item(batch.starts, batch.item_index, batch_size, fill_value=-1)
+        window_mos, item_index, starts = self.score_clips(input_values, lengths)
+        mos = average_per_item(window_mos, item_index, batch_size)
+        window_grid, window_mask = pad_per_item(window_mos, item_index, batch_size)
+        start_grid, _ = pad_per_item(starts, item_index, batch_size, fill_value=-1)
 
-        loss = None
-        if labels is not None:
-            labels = labels.to(device=mos.device, dtype=mos.dtype).reshape(mos.shape)
-            if self.config.loss_type == "l1":
-                loss = torch.nn.functional.l1_loss(mos, labels)
-            else:
-                loss = torch.nn.functional.mse_loss(mos, labels)
-
+        loss = None if labels is None else regression_loss(mos, labels, self.config.loss_type)
         output = MOSRegressionOutput(
             loss=loss, mos=mos, window_mos=window_grid, window_mask=window_mask, window_starts=start_grid
         )

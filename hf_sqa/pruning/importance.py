@@ -63,15 +63,18 @@ def taylor_importance(
         for batch in batches:
             batch = {k: v.to(device) for k, v in batch.items()}
             targets = _targets(batch, reference, loss)
-            with torch.enable_grad(), gated(model, gates):
-                scores = model(input_values=batch["input_values"], attention_mask=batch["attention_mask"]).mos
-                errors = (scores.detach().float() - targets)
-                for i in range(scores.shape[0]):  # per clip: d_iu enters squared
-                    grads = torch.autograd.grad(scores[i], [gates[n] for n in names],
-                                                retain_graph=i < scores.shape[0] - 1, allow_unused=True)
-                    for name, grad in zip(names, grads):
-                        if grad is not None:
-                            importance[name] += grad.float() ** 2 - 2 * errors[i] * grad.float()
+            lengths = batch["attention_mask"].sum(dim=-1).tolist()
+            # per clip (d_iu enters squared), each through its own forward: in eval mode a clip's score does
+            # not depend on the rest of the batch, and a backward through one clip's graph costs 1/B of a
+            # backward through the batch's (Distill-MOS, 64 clips: minutes -> seconds per step)
+            for i, length in enumerate(lengths):
+                with torch.enable_grad(), gated(model, gates):
+                    score = model(input_values=batch["input_values"][i : i + 1, :length]).mos[0]
+                    grads = torch.autograd.grad(score, [gates[n] for n in names], allow_unused=True)
+                error = score.detach().float() - targets[i]
+                for name, grad in zip(names, grads):
+                    if grad is not None:
+                        importance[name] += grad.float() ** 2 - 2 * error * grad.float()
     finally:
         model.train(was_training)
     return {name: value.cpu() for name, value in importance.items()}

@@ -15,6 +15,8 @@ import json
 import os
 import random
 import shutil
+import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -57,21 +59,34 @@ def resolve_target(model: MOSPreTrainedModel, target_params: int | None = None,
 
 
 def select_units(model: MOSPreTrainedModel, importance: dict[str, torch.Tensor], target_params: int,
-                 per_parameter: bool = True) -> dict[str, torch.Tensor]:
+                 per_parameter: bool = True, group_sizes: dict[str, int] | None = None) -> dict[str, torch.Tensor]:
     """The pruning plan (group -> kept mask) that removes the least important units until the model has at
     most `target_params` parameters.
 
-    Units go in order of importance, divided by the parameters each removes when `per_parameter` (Taylor
-    scores are loss increases: the cheapest loss per parameter saved goes first). A block goes as one unit;
-    the last head / FFN unit of a block only with its block; a conv layer keeps at least one channel.
+    `group_sizes` fixes the size of some groups (e.g. the conv layers, which hold few parameters but most
+    of the MACs): each first loses its least important units down to that size; the rest of the target is
+    then met from the other groups. Units go in order of importance, divided by the parameters each removes
+    when `per_parameter` (Taylor scores are loss increases: the cheapest loss per parameter saved goes
+    first). A block goes as one unit; the last head / FFN unit of a block only with its block; a conv layer
+    keeps at least one channel.
     """
     family = structure_of(model)
     groups = {g.name: g for g in family.groups()}
     sizes = dict(family.sizes())
     keep = {name: torch.ones(g.size, dtype=torch.bool) for name, g in groups.items()}
+    for name, size in (group_sizes or {}).items():
+        if name not in groups:
+            raise PruningError(f"unknown unit group {name!r}; groups: {sorted(groups)}")
+        if not 1 <= size <= groups[name].size or groups[name].kind in ("attention", "feed_forward"):
+            raise PruningError(f"group {name} can be fixed to 1..{groups[name].size} units, not {size}")
+        order = importance[name].float().flatten().argsort()  # least important first
+        keep[name][order[: groups[name].size - size]] = False
+        sizes[name] = size
     current = int(family.parameter_count(sizes))
     candidates = []
     for name, group in groups.items():
+        if name in (group_sizes or {}):
+            continue
         reduced = dict(sizes)
         if group.kind in ("attention", "feed_forward"):
             reduced[name] = 0
@@ -117,18 +132,52 @@ def step_targets(start: int, target: int, steps: int) -> list[int]:
     return [int(round(start * ratio ** (k + 1))) for k in range(steps - 1)] + [target]
 
 
-def calibration_batches(spec: str, window_length: int, clips: int, batch_size: int,
-                        seed: int = 0) -> list[dict]:
-    """Up to `clips` clips of a SPEC (a seeded random choice), centre-cropped to one window, in batches."""
-    dataset = resolve(spec)
-    rows = list(range(len(dataset)))
+def calibration_split(spec: str, clips: int, eval_clips: int = 0, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Rows of a SPEC for calibration (up to `clips`, a seeded random choice) and, disjoint from them, rows
+    held out for evaluating the pruned model: `eval_clips`, but at most a quarter of the SPEC (at least 3
+    when it has 6 clips or more, none below that)."""
+    rows = list(range(len(resolve(spec))))
     random.Random(seed).shuffle(rows)
-    rows = rows[:clips]
-    if not rows:
+    held = min(eval_clips, max(3, len(rows) // 4)) if len(rows) >= 6 else 0
+    held_out, calib = rows[:held], rows[held : held + clips]
+    if not calib:
         raise PruningError(f"{spec}: no clips to calibrate on")
+    return calib, held_out
+
+
+def calibration_batches(spec: str, window_length: int, rows: list[int], batch_size: int) -> list[dict]:
+    """The given rows of a SPEC, centre-cropped to one window, in batches."""
+    dataset = resolve(spec)
     collate = MOSCollator(window_length=window_length, random_crop=False)
     examples = [dataset[i] for i in rows]
     return [collate(examples[i : i + batch_size]) for i in range(0, len(examples), batch_size)]
+
+
+def recalibrate_batchnorm(model: MOSPreTrainedModel, batches: list[dict]) -> None:
+    """Re-estimate every BatchNorm's running statistics on the calibration batches (a plain average over
+    them), weights unchanged.
+
+    Removing conv channels or head units shifts the statistics every later BatchNorm sees; with the old
+    running statistics the pruned model's outputs drift towards the sigmoid's flat ends and its scores
+    collapse to nearly a constant (Distill-MOS halved: 0.01 MOS standard deviation over 214 real clips).
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    was_training = model.training
+    model.eval()
+    saved = [(m, m.momentum) for m in norms]
+    device = next(model.parameters()).device
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over all batches
+        norm.train()
+    with torch.no_grad():
+        for batch in batches:
+            model(input_values=batch["input_values"].to(device), attention_mask=batch["attention_mask"].to(device))
+    for norm, momentum in saved:
+        norm.momentum = momentum
+    model.train(was_training)
 
 
 @dataclass
@@ -144,6 +193,10 @@ class PruningSettings:
     learning_rate: float = 1e-4
     l0_steps: int = 100
     seed: int = 0
+    group_sizes: dict[str, int] | None = None
+    eval_clips: int = 0
+    recalibrate_batchnorm: bool = True
+    freeze_batchnorm: bool = True
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -163,9 +216,10 @@ class StepRecord:
 
 
 def finetune(model: MOSPreTrainedModel, teacher: MOSPreTrainedModel, data: str, steps: int,
-             settings: PruningSettings, output_dir: Path) -> float:
+             settings: PruningSettings, output_dir: Path, exclude_ids: set[str] = frozenset()) -> float:
     """Distillation fine-tuning of a pruned model from the unpruned one (online teacher) for `steps` steps
-    on a SPEC; returns the last logged training loss."""
+    on a SPEC, leaving out the examples in `exclude_ids` (held out for evaluation); BatchNorm statistics
+    stay fixed when `settings.freeze_batchnorm`. Returns the last logged training loss."""
     from transformers import PrinterCallback, TrainingArguments
 
     from ..training.distillation import DistillationTrainer
@@ -179,8 +233,11 @@ def finetune(model: MOSPreTrainedModel, teacher: MOSPreTrainedModel, data: str, 
         accelerator_config={"dispatch_batches": False, "split_batches": False},
     )
     stream = build_train_stream({"unlabelled": data}, seed=settings.seed)
+    if exclude_ids:
+        stream = stream.filter(lambda example: example["id"] not in exclude_ids)
     trainer = DistillationTrainer(
         model=model, args=args, train_dataset=stream, teacher=teacher,
+        freeze_batchnorm=settings.freeze_batchnorm,
         data_collator=MOSCollator(window_length=model.config.window_length, seed=settings.seed),
     )
     trainer.remove_callback(PrinterCallback)  # the losses go into the pruning report instead
@@ -194,8 +251,18 @@ def _unit_ids(model: MOSPreTrainedModel) -> dict[str, list[int]]:
     return {g.name: list(range(g.size)) for g in structure_of(model).groups()}
 
 
+def step_group_sizes(model: MOSPreTrainedModel, final: dict[str, int] | None, step: int, steps: int) -> dict[str, int] | None:
+    """Fixed group sizes at a schedule step: geometric from the model's sizes to `final`."""
+    if not final:
+        return None
+    sizes = dict(structure_of(model).sizes())
+    return {name: max(size, int(round(sizes[name] * (size / sizes[name]) ** ((step + 1) / steps))))
+            for name, size in final.items()}
+
+
 def prune(model: MOSPreTrainedModel, calib: str, settings: PruningSettings,
-          work_dir: str | os.PathLike, reference: MOSPreTrainedModel | None = None) -> tuple[MOSPreTrainedModel, dict]:
+          work_dir: str | os.PathLike, reference: MOSPreTrainedModel | None = None,
+          calib_rows: list[int] | None = None, exclude_ids: set[str] = frozenset()) -> tuple[MOSPreTrainedModel, dict]:
     """Iterative pruning of `model` (which is not changed) to `settings.target_params`.
 
     `reference` is the unpruned model the importance and the fine-tuning distil from (default: `model`;
@@ -209,8 +276,9 @@ def prune(model: MOSPreTrainedModel, calib: str, settings: PruningSettings,
     current = copy.deepcopy(model).eval()
     unit_ids = _unit_ids(model)
     targets = step_targets(parameter_count(model), settings.target_params, settings.steps)
-    batches = calibration_batches(calib, model.config.window_length, settings.calib_clips, settings.batch_size,
-                                  settings.seed)
+    if calib_rows is None:
+        calib_rows, _ = calibration_split(calib, settings.calib_clips, 0, settings.seed)
+    batches = calibration_batches(calib, model.config.window_length, calib_rows, settings.batch_size)
     steps_dir = Path(work_dir) / "steps"
     records: list[StepRecord] = []
     for step, target in enumerate(targets):
@@ -224,21 +292,26 @@ def prune(model: MOSPreTrainedModel, calib: str, settings: PruningSettings,
         record = StepRecord(step=step, target_params=target, parameters=0)
         if settings.method == "taylor":
             importance = taylor_importance(current, batches, reference, settings.importance_loss)
-            keep = select_units(current, importance, target, per_parameter=True)
+            keep = select_units(current, importance, target, per_parameter=True,
+                                group_sizes=step_group_sizes(model, settings.group_sizes, step, settings.steps))
         else:
             importance, log = l0_importance(current, batches, reference, target, steps=settings.l0_steps,
                                             learning_rate=settings.learning_rate, seed=settings.seed + step)
             record.l0_final_distill = log[-1]["distill"] if log else None
-            keep = select_units(current, importance, target, per_parameter=False)
+            keep = select_units(current, importance, target, per_parameter=False,
+                                group_sizes=step_group_sizes(model, settings.group_sizes, step, settings.steps))
         record.removed = {name: int((~mask).sum()) for name, mask in keep.items() if not mask.all()}
         unit_ids = {name: [uid for uid, kept in zip(unit_ids[name], keep[name].tolist()) if kept]
                     for name in keep}
         current = prune_model(current, keep).eval()
         unit_ids = {name: ids for name, ids in unit_ids.items() if ids}
         record.parameters = parameter_count(current)
+        if settings.recalibrate_batchnorm:
+            recalibrate_batchnorm(current, batches)
         if settings.finetune_steps > 0:
             record.finetune_loss = finetune(current, reference, settings.finetune_data or calib,
-                                            settings.finetune_steps, settings, done.with_name(f"trainer-{step}"))
+                                            settings.finetune_steps, settings, done.with_name(f"trainer-{step}"),
+                                            exclude_ids=exclude_ids)
         partial = done.with_name(done.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         current.save_pretrained(partial)
@@ -250,14 +323,18 @@ def prune(model: MOSPreTrainedModel, calib: str, settings: PruningSettings,
 
 
 def compare_to_unpruned(pruned: MOSPreTrainedModel, unpruned: MOSPreTrainedModel, spec: str,
-                        batch_size: int = 8) -> dict:
+                        batch_size: int = 8, rows: list[int] | None = None) -> dict:
     """PCC / SRCC / KTAU / RMSE of the pruned model's scores against the unpruned model's on a SPEC's
-    clips, and of both against human MOS where the SPEC has it."""
+    clips (or the given rows of it), and of both against human MOS where the SPEC has it."""
     clips = spec_clips(spec)
     audios, mos = clips.audios, clips.mos
+    if rows is not None:
+        audios, mos = [audios[i] for i in rows], mos[rows]
     ours = score(audios, model=pruned.eval(), sampling_rate=16000, batch_size=batch_size)
     theirs = score(audios, model=unpruned.eval(), sampling_rate=16000, batch_size=batch_size)
-    report = {"data": spec, "clips": len(audios), "pruned_vs_unpruned": point_metrics(ours, theirs)}
+    report = {"data": spec, "clips": len(audios), "pruned_vs_unpruned": point_metrics(ours, theirs),
+              # a collapsed model scores nearly a constant: its spread shows it where PCC is undefined
+              "pruned_score_std": float(np.std(ours)), "unpruned_score_std": float(np.std(theirs))}
     labelled = np.isfinite(mos)
     if labelled.sum() >= 3:
         report["pruned_vs_human"] = point_metrics(ours[labelled], mos[labelled])
@@ -278,11 +355,26 @@ def prune_checkpoint(model_name: str, calib: str, output_dir: str | os.PathLike,
     against the unpruned model) to output_dir. Returns the report. Steps in progress are kept in
     output_dir/work (a rerun resumes there) and removed at the end."""
     output = Path(output_dir)
+    cpu_start, wall_start = time.process_time(), time.time()
     model = load_model(model_name, device=device)
     target = resolve_target(model, target_params, target_ratio)
     settings = PruningSettings(target_params=target, **setting_fields)
     torch.manual_seed(settings.seed)
-    pruned, schedule = prune(model, calib, settings, output / "work")
+    finetune_data = settings.finetune_data or calib
+    if eval_data is None:
+        # no evaluation SPEC: hold out calibration clips that neither calibration nor fine-tuning sees
+        calib_rows, eval_rows = calibration_split(calib, settings.calib_clips, settings.eval_clips or 64, settings.seed)
+        if len(eval_rows) < 3:
+            raise PruningError(f"{calib} has too few clips to hold out an evaluation set beyond the "
+                               f"{len(calib_rows)} calibration clips; give --eval-data or fewer --calib-clips")
+        eval_ids = set(spec_clips(calib).ids[i] for i in eval_rows)
+    else:
+        calib_rows, eval_rows, eval_ids = None, None, set()
+        if eval_data in (calib, finetune_data):
+            warnings.warn(f"--eval-data {eval_data} is also the calibration or fine-tuning data: the reported "
+                          "agreement is measured on clips the pruning saw and overstates it on new audio")
+    pruned, schedule = prune(model, calib, settings, output / "work", calib_rows=calib_rows,
+                             exclude_ids=eval_ids if finetune_data == calib else set())
     pruned.save_pretrained(output)
     before, after = model_summary(model), model_summary(pruned)
     removed = {}
@@ -298,7 +390,12 @@ def prune_checkpoint(model_name: str, calib: str, output_dir: str | os.PathLike,
         "parameter_ratio": after["parameters"] / before["parameters"],
         "mac_ratio": after["macs_per_second"] / before["macs_per_second"],
         "removed": removed, "steps": schedule["steps"],
-        "evaluation": compare_to_unpruned(pruned, model, eval_data or calib),
+        "evaluation": compare_to_unpruned(pruned, model, eval_data or calib, rows=eval_rows),
+        "evaluation_data": eval_data or f"{len(eval_rows)} clips of {calib} held out from calibration and fine-tuning",
+        "evaluated_on_training_data": eval_data is not None and eval_data in (calib, finetune_data),
+        # this process's CPU time (all threads) and wall time, evaluation included; a resumed run counts
+        # only its own part
+        "cpu_seconds": time.process_time() - cpu_start, "wall_seconds": time.time() - wall_start,
     }
     (output / "pruning_report.json").write_text(json.dumps(report, indent=1))
     shutil.rmtree(output / "work")  # the step folders only serve resuming; OUTPUT is the checkpoint

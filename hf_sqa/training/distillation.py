@@ -6,7 +6,16 @@ Per example, with student score s, teacher score t and human MOS h (NaN where mi
     only t:          L(s, t)                                     (pseudo-labelled / degraded speech)
     only h:          L(s, h)
 
-L is MSE or L1. The batch loss is the sum of example losses divided by the number of examples in the
+L is MSE or L1. With `dense_weight` w > 0 and the teacher's per-window scores in the batch
+(`teacher_window_mos`, (batch, windows), NaN-padded; `hf-sqa pseudo-label` writes them), each example adds
+w times the mean over its windows of L(student window score, teacher window score): a dense target that
+says which part of the clip is bad, not only how bad the clip is on average. The student must cut the
+same windows as the teacher (same windowing rule), which is checked.
+
+`freeze_batchnorm` keeps BatchNorm layers in eval mode while training (running statistics fixed), for
+fine-tuning a pretrained or pruned model on data narrower than what its statistics were estimated on.
+
+The batch loss is the sum of example losses divided by the number of examples in the
 whole gradient-accumulation window (`num_items_in_batch`), so accumulating k batches of n equals one batch
 of k*n; `loss_is_scaled_for_ga` tells the Trainer not to divide again. Under DDP each process normalises by
 its own count and DDP averages the gradients.
@@ -43,24 +52,42 @@ def distillation_example_losses(student, teacher, human, alpha: float, loss: str
     return example_loss, teacher_term[has_teacher], human_term[has_human]
 
 
+def dense_window_losses(student_windows, teacher_windows, loss: str = "mse"):
+    """(per-example mean window loss (batch,), the valid window terms) for (batch, windows) scores, NaN
+    where a clip has no such window."""
+    if student_windows.shape != teacher_windows.shape or not bool(
+            (torch.isfinite(student_windows) == torch.isfinite(teacher_windows)).all()):
+        raise ValueError(
+            f"the student cuts other windows than the teacher's labels: {tuple(student_windows.shape)} vs "
+            f"{tuple(teacher_windows.shape)}; use the teacher's window_length and window_max_hop")
+    valid = torch.isfinite(teacher_windows)
+    terms = torch.where(valid, _LOSSES[loss](torch.nan_to_num(student_windows), torch.nan_to_num(teacher_windows)), 0.0)
+    return terms.sum(dim=1) / valid.sum(dim=1).clamp_min(1), terms[valid]
+
+
 class DistillationTrainer(Trainer):
     loss_is_scaled_for_ga = True
 
     def __init__(self, *args, teacher: torch.nn.Module | None = None, alpha: float = 0.5,
-                 distillation_loss: str = "mse", **kwargs):
+                 distillation_loss: str = "mse", dense_weight: float = 0.0, freeze_batchnorm: bool = False,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         if distillation_loss not in _LOSSES:
             raise ValueError(f"distillation_loss must be one of {sorted(_LOSSES)}, got {distillation_loss!r}")
+        if dense_weight < 0:
+            raise ValueError(f"dense_weight must be >= 0, got {dense_weight}")
         self.alpha = alpha
+        self.dense_weight = dense_weight
+        self.freeze_batchnorm = freeze_batchnorm
         self.distillation_loss = distillation_loss
         self.teacher = teacher
         if teacher is not None:
             teacher.eval()
             teacher.requires_grad_(False)
             teacher.to(self.args.device)
-        self._term_sums = {"loss_teacher": [0.0, 0], "loss_human": [0.0, 0]}
+        self._term_sums = {"loss_teacher": [0.0, 0], "loss_human": [0.0, 0], "loss_windows": [0.0, 0]}
 
     def _get_num_items_in_batch(self, batch_samples, device):
         """Examples in the accumulation window: the loss is a mean over examples, not tokens."""
@@ -70,6 +97,11 @@ class DistillationTrainer(Trainer):
         inputs = dict(inputs)
         human = inputs.pop("labels", None)
         teacher = inputs.pop("teacher_mos", None)
+        teacher_windows = inputs.pop("teacher_window_mos", None)
+        if self.freeze_batchnorm and model.training:
+            for module in model.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         outputs = model(input_values=inputs["input_values"], attention_mask=inputs.get("attention_mask"))
         student = outputs.mos.float()
         if self.teacher is not None:
@@ -82,10 +114,16 @@ class DistillationTrainer(Trainer):
         example_loss, teacher_terms, human_terms = distillation_example_losses(
             student, teacher, human, self.alpha, self.distillation_loss
         )
+        window_terms = torch.zeros(0)
+        if self.dense_weight > 0 and teacher_windows is not None:
+            window_loss, window_terms = dense_window_losses(outputs.window_mos.float(), teacher_windows.to(student),
+                                                            self.distillation_loss)
+            example_loss = example_loss + self.dense_weight * window_loss
         count = num_items_in_batch if num_items_in_batch is not None else student.shape[0]
         loss = example_loss.sum() / count
         if model.training:
-            for name, terms in (("loss_teacher", teacher_terms), ("loss_human", human_terms)):
+            for name, terms in (("loss_teacher", teacher_terms), ("loss_human", human_terms),
+                                ("loss_windows", window_terms)):
                 self._term_sums[name][0] += float(terms.detach().sum())
                 self._term_sums[name][1] += int(terms.numel())
         return (loss, outputs) if return_outputs else loss

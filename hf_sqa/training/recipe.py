@@ -155,6 +155,17 @@ def _last_checkpoint(output: Path) -> str | None:
     return str(checkpoints[-1]) if checkpoints else None
 
 
+def parse_overrides(items: list[str], parser) -> dict:
+    """--set KEY=VALUE items -> {KEY: YAML-parsed VALUE}; a malformed item is a usage error."""
+    overrides = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq:
+            parser.error(f"--set takes KEY=VALUE, got {item!r}")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
 def recipe_main(kind: str, argv: list[str] | None = None) -> dict:
     """Command line of training_scripts/train_teacher.py and distill_student.py:
     --config RECIPE.yaml [--resume] [--set key.path=YAML_VALUE ...]."""
@@ -166,13 +177,7 @@ def recipe_main(kind: str, argv: list[str] | None = None) -> dict:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override recipe fields, e.g. training.max_steps=20 output_dir=runs/x")
     args = parser.parse_args(argv)
-    overrides = {}
-    for item in args.set:
-        key, eq, value = item.partition("=")
-        if not eq:
-            parser.error(f"--set takes KEY=VALUE, got {item!r}")
-        overrides[key] = yaml.safe_load(value)
-    recipe = load_recipe(args.config, overrides)
+    recipe = load_recipe(args.config, parse_overrides(args.set, parser))
     if recipe["model"]["kind"] != kind:
         parser.error(f"{args.config} trains a {recipe['model']['kind']}, this script trains a {kind}")
     report, _ = run_recipe(recipe, resume=args.resume)

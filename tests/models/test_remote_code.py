@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from hf_sqa.models import ConvTransformerForMOSRegression, XLSRForMOSRegression
-from hf_sqa.testing import score_without_hf_sqa, synthetic_speech, tiny_student_config, tiny_xlsr_config
+from hf_sqa.models import ConvTransformerForMOSRegression, FastMOSForMOSRegression, XLSRForMOSRegression
+from hf_sqa.testing import (
+    score_without_hf_sqa, synthetic_speech, tiny_fast_config, tiny_student_config, tiny_xlsr_config,
+)
 
 
 @pytest.mark.parametrize(
@@ -16,8 +18,9 @@ from hf_sqa.testing import score_without_hf_sqa, synthetic_speech, tiny_student_
     [
         lambda: ConvTransformerForMOSRegression(tiny_student_config()),
         lambda: XLSRForMOSRegression(tiny_xlsr_config(feature_layers=[1, 3], layer_fusion="fusion")),
+        lambda: FastMOSForMOSRegression(tiny_fast_config()),
     ],
-    ids=["student", "teacher"],
+    ids=["student", "teacher", "fast"],
 )
 def test_checkpoint_scores_without_hf_sqa(build, tmp_path):
     torch.manual_seed(0)

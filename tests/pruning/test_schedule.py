@@ -57,7 +57,8 @@ def test_prune_command_writes_a_loadable_checkpoint_and_a_report(tiny_checkpoint
     code = main(["prune", "--model", str(tiny_checkpoint), "--calib", str(calib_folder), "--output", str(out),
                  "--target-ratio", "0.6", "--steps", "2", "--finetune-steps", "2", "--batch-size", "4"])
     assert code == 0
-    assert "pruned vs. unpruned on 12 clips" in capsys.readouterr().out
+    # no --eval-data: a quarter of the 12 clips is held out from calibration and fine-tuning and evaluated on
+    assert "pruned vs. unpruned on 3 clips" in capsys.readouterr().out
     report = json.loads((out / "pruning_report.json").read_text())
     assert not (out / "work").exists()  # the resumable step folders are gone once the run is complete
     pruned = ConvTransformerForMOSRegression.from_pretrained(out)
@@ -74,7 +75,7 @@ def test_prune_command_writes_a_loadable_checkpoint_and_a_report(tiny_checkpoint
     assert [s["step"] for s in report["steps"]] == [0, 1]
     assert all(np.isfinite(s["finetune_loss"]) for s in report["steps"])
     evaluation = report["evaluation"]
-    assert evaluation["clips"] == 12
+    assert evaluation["clips"] == 3 and not report["evaluated_on_training_data"]
     assert set(evaluation) >= {"pruned_vs_unpruned", "pruned_vs_human", "unpruned_vs_human"}
     assert -1 <= evaluation["pruned_vs_unpruned"]["pcc"] <= 1
 
@@ -144,3 +145,62 @@ def test_teacher_pruning_with_distillation_finetuning(calib_folder, tmp_path):
     with torch.no_grad():
         mos = pruned(torch.from_numpy(synthetic_speech(3.0)).float()).mos
     assert 1.0 <= float(mos) <= 5.0
+
+
+def test_eval_data_equal_to_calibration_warns_and_is_flagged(tiny_checkpoint, calib_folder, tmp_path):
+    out = tmp_path / "pruned-same"
+    with pytest.warns(UserWarning, match="overstates it on new audio"):
+        report = schedule_module.prune_checkpoint(str(tiny_checkpoint), str(calib_folder), out, target_ratio=0.6,
+                                                  eval_data=str(calib_folder), steps=1, batch_size=4)
+    assert report["evaluated_on_training_data"] and report["evaluation"]["clips"] == 12
+
+
+def test_held_out_clips_never_reach_calibration_or_fine_tuning(calib_folder, monkeypatch):
+    calib, held_out = schedule_module.calibration_split(str(calib_folder), clips=64, eval_clips=64, seed=3)
+    assert len(held_out) == 3 and len(calib) == 9 and not set(calib) & set(held_out)
+    seen = []
+    real_finetune = schedule_module.finetune
+    monkeypatch.setattr(schedule_module, "finetune", lambda *a, exclude_ids=frozenset(), **k: seen.append(
+        set(exclude_ids)) or real_finetune(*a, exclude_ids=exclude_ids, **k))
+    out = calib_folder.parent / "pruned-heldout"
+    model = ConvTransformerForMOSRegression(tiny_student_config(head_num_layers=2))
+    model.save_pretrained(calib_folder.parent / "ckpt")
+    report = schedule_module.prune_checkpoint(str(calib_folder.parent / "ckpt"), str(calib_folder), out,
+                                              target_ratio=0.6, steps=1, finetune_steps=1, batch_size=4, seed=3)
+    ids = schedule_module.spec_clips(str(calib_folder)).ids
+    assert seen == [{ids[i] for i in held_out}]  # fine-tuning left the evaluation clips out
+    assert report["evaluation"]["clips"] == 3
+
+
+def test_group_sizes_fix_conv_widths_and_keep_the_most_important_channels(student):
+    groups = {g.name: g for g in structure_of(student).groups()}
+    importance = {name: torch.arange(g.size, dtype=torch.float32) for name, g in groups.items()}
+    conv = "frontend.convs.2"
+    target = parameter_count(student) * 3 // 4
+    keep = schedule_module.select_units(student, importance, target, group_sizes={conv: 3})
+    assert int(keep[conv].sum()) == 3
+    assert keep[conv][-3:].all()  # the three highest importances
+    pruned = schedule_module.prune_model(student, keep)
+    assert parameter_count(pruned) <= target
+    with pytest.raises(PruningError, match="unknown unit group"):
+        schedule_module.select_units(student, importance, target, group_sizes={"nope": 1})
+
+
+def test_batchnorm_recalibration_sets_the_statistics_of_the_calibration_clips(calib_folder):
+    """Pruning shifts what later BatchNorms see; recalibration re-estimates their running statistics on the
+    calibration clips (a plain average over the batches), so eval-mode scores use the pruned model's own
+    feature statistics instead of the unpruned model's."""
+    torch.manual_seed(0)
+    model = ConvTransformerForMOSRegression(tiny_student_config(head_num_layers=2)).eval()
+    rows, _ = schedule_module.calibration_split(str(calib_folder), clips=12)
+    batches = schedule_module.calibration_batches(str(calib_folder), model.config.window_length, rows, 4)
+    schedule_module.recalibrate_batchnorm(model, batches)
+    assert not model.training and model.feature_norm.momentum == 0.1  # mode and momentum restored
+    seen = []
+    hook = model.feature_norm.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    with torch.no_grad():
+        for batch in batches:
+            model(input_values=batch["input_values"], attention_mask=batch["attention_mask"])
+    hook.remove()
+    per_batch_mean = torch.stack([x.mean(dim=(0, 2)) for x in seen])  # (batches, channels)
+    assert torch.allclose(model.feature_norm.running_mean, per_batch_mean.mean(0), rtol=1e-4, atol=1e-5)

@@ -80,10 +80,10 @@ def test_space_front_matter_and_settings(app):
 
     meta = yaml.safe_load(front)
     assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py"
-    from hf_sqa.scoring import BUILTIN_MODELS
+    from hf_sqa.scoring import BUILTIN_MODELS, PACKAGED_MODELS
 
     hub_ids = [source for source in app.MODELS.values()
-               if not (APP.parent / source).exists() and source not in BUILTIN_MODELS]
+               if not (APP.parent / source).exists() and source not in {*BUILTIN_MODELS, *PACKAGED_MODELS}]
     assert meta["models"] == hub_ids  # the Hub models the Space uses, as models.yaml names them
     assert app.DEFAULT_MODEL in app.MODELS
     assert (ROOT / "spaces_demo" / "requirements.txt").read_text().splitlines()[0].startswith("hf-sqa[demo]")

@@ -56,21 +56,9 @@ class ListDataset(Dataset):
         return self.rows[index]
 
 
-class FrozenBatchNormStudent(ConvTransformerForMOSRegression):
-    """BatchNorm on running statistics even in training: batch statistics would make a batch of 4 and two
-    batches of 2 differ for reasons that have nothing to do with the loss scaling tested here."""
-
-    def train(self, mode=True):
-        super().train(mode)
-        for module in self.modules():
-            if isinstance(module, torch.nn.BatchNorm1d):
-                module.eval()
-        return self
-
-
 def _models():
     torch.manual_seed(0)
-    student = FrozenBatchNormStudent(tiny_student_config())
+    student = ConvTransformerForMOSRegression(tiny_student_config())
     torch.manual_seed(1)
     teacher = ConvTransformerForMOSRegression(tiny_student_config()).eval()
     return student, teacher
@@ -121,6 +109,9 @@ def test_gradient_accumulation_equals_one_big_batch_and_terms_are_logged(tmp_pat
             model=student, args=_args(tmp_path / f"{batch}", per_device_train_batch_size=batch,
                                       gradient_accumulation_steps=accumulation),
             train_dataset=ListDataset(rows), data_collator=collate, alpha=0.5,
+            # BatchNorm on running statistics: batch statistics would make a batch of 4 and two batches of 2
+            # differ for reasons that have nothing to do with the loss scaling tested here
+            freeze_batchnorm=True,
         )
         trainer.get_train_dataloader = _unshuffled(trainer, rows, batch, collate)
         trainer.train()
@@ -138,3 +129,38 @@ def _unshuffled(trainer, rows, batch, collate):
     from torch.utils.data import DataLoader
 
     return lambda: trainer.accelerator.prepare(DataLoader(ListDataset(rows), batch_size=batch, collate_fn=collate))
+
+
+def test_frozen_batchnorm_keeps_running_statistics_while_weights_train(tmp_path):
+    _, teacher = _models()
+    rows = _rows(teacher, n=4)
+    for freeze in (True, False):
+        student, _ = _models()
+        before = {k: v.clone() for k, v in student.state_dict().items()}
+        trainer = DistillationTrainer(model=student, args=_args(tmp_path / str(freeze)), train_dataset=ListDataset(rows),
+                                      data_collator=MOSCollator(window_length=122880, random_crop=False),
+                                      freeze_batchnorm=freeze)
+        trainer.train()
+        after = student.state_dict()
+        stats_moved = not torch.equal(before["feature_norm.running_mean"], after["feature_norm.running_mean"])
+        assert stats_moved is not freeze
+        assert not torch.equal(before["head.projection.weight"], after["head.projection.weight"])
+
+
+def test_dense_window_target_adds_the_mean_window_loss(tmp_path):
+    student, _ = _models()
+    student.eval()
+    clip = torch.from_numpy(synthetic_speech(10.0, seed=3))[None]
+    with torch.no_grad():
+        out = student(clip)
+    windows = out.window_mos.shape[1]
+    assert windows == 4  # 10 s: four 7.68 s windows at most 1 s apart
+    batch = {"input_values": clip, "attention_mask": torch.ones_like(clip, dtype=torch.long),
+             "teacher_mos": out.mos + 0.5, "teacher_window_mos": out.window_mos + 1.0}
+    trainer = DistillationTrainer(model=student, args=_args(tmp_path), dense_weight=0.3)
+    with torch.no_grad():
+        loss = float(trainer.compute_loss(student, dict(batch)))
+    assert loss == pytest.approx(0.25 + 0.3 * 1.0, rel=1e-5)  # clip term 0.5^2, every window off by 1
+    plain = DistillationTrainer(model=student, args=_args(tmp_path))
+    with torch.no_grad():
+        assert float(plain.compute_loss(student, dict(batch))) == pytest.approx(0.25, rel=1e-5)

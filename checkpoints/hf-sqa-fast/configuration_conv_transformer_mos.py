@@ -97,6 +97,11 @@ STUDENT_PRESETS: dict[str, dict] = {
         conv_channels=[32, 32, 64, 128, 128, 128], head_hidden_size=128, head_num_layers=4,
         head_num_heads=8, head_ffn_size=256,
     ),
+    # the shipped fast student's layer sizes (< 1 M parameters; run by FastMOSForMOSRegression)
+    "fast": dict(
+        conv_channels=[32, 32, 64, 128, 128, 128], head_hidden_size=128, head_num_layers=4,
+        head_num_heads=4, head_ffn_size=192,
+    ),
     "small": dict(
         conv_channels=[16, 32, 48, 96, 96, 96], head_hidden_size=96, head_num_layers=3,
         head_num_heads=4, head_ffn_size=192,

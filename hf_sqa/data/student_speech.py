@@ -1,0 +1,163 @@
+"""Clean, many-speaker speech for student distillation, split by speaker into training and held-out sets.
+
+Sources (all offline):
+
+* LibriSpeech utterances (`../shared/data/librispeech_speakers`, CC BY 4.0): `train-clean-100` (251
+  speakers, one utterance each) for training, `test-other` (10 other speakers) held out;
+* Debian's recorded Asterisk prompts (CC-BY-SA-3.0, one professional speaker per language): some
+  languages for training, one language (a speaker the training never hears) held out;
+* a small share of espeak-ng utterances for training only.
+
+Clips longer than `max_seconds` are cut into equal pieces no longer than that, so a training example is
+never mostly one long utterance and the teacher's per-window labels stay few per clip. Output:
+
+    OUTPUT/train/<source>/<name>.wav      16 kHz mono 16-bit
+    OUTPUT/heldout/<source>/<name>.wav
+    OUTPUT/speakers.csv                   path,split,source,speaker,duration_s
+    OUTPUT/left_out.txt                   clips left out (shorter than min_seconds, undecodable)
+
+Both folders are audio-folder SPECs. Every file is written atomically and existing files are kept, so
+the stage resumes after a kill and a rerun is cheap.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from ..audio import AudioError, load_audio
+from .synth import asterisk_prompt_files, decode_g722, random_espeak_speech
+
+SAMPLING_RATE = 16000
+
+
+@dataclass(frozen=True)
+class SpeechSplit:
+    """Which sources go where. Defaults: the issue's held-out set (LibriSpeech test-other + Russian)."""
+
+    librispeech_root: str | None = "../shared/data/librispeech_speakers"
+    librispeech_train_subset: str = "train-clean-100"
+    librispeech_heldout_subset: str = "test-other"
+    asterisk_train: tuple[str, ...] = ("en", "es", "fr", "it")
+    asterisk_heldout: tuple[str, ...] = ("ru",)
+    espeak_train: int = 150
+    max_seconds: float = 10.0
+    min_seconds: float = 1.0
+    seed: int = 0
+
+
+def cut_pieces(samples: np.ndarray, max_samples: int) -> list[np.ndarray]:
+    """Equal consecutive pieces of at most `max_samples` (one piece when the clip is short enough)."""
+    count = max(1, math.ceil(len(samples) / max_samples))
+    bounds = np.linspace(0, len(samples), count + 1).astype(int)
+    return [samples[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _write_atomic(path: Path, samples: np.ndarray, scratch: Path) -> None:
+    """Write then rename; the partial file lives outside the SPEC folders so a kill leaves no stray audio."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch.mkdir(parents=True, exist_ok=True)
+    partial = scratch / f"{os.getpid()}.wav"
+    sf.write(partial, samples, SAMPLING_RATE, subtype="PCM_16")
+    os.replace(partial, path)
+
+
+def _librispeech(root: Path, subset: str) -> list[tuple[Path, str]]:
+    with open(root / "speakers.csv", newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["subset"] == subset]
+    if not rows:
+        raise FileNotFoundError(f"{root / 'speakers.csv'}: no utterances of subset {subset!r}")
+    return [(root / row["path"], row["speaker"]) for row in rows]
+
+
+def write_student_speech(output: str | os.PathLike, split: SpeechSplit = SpeechSplit()) -> dict[str, int]:
+    """Fill OUTPUT/train and OUTPUT/heldout (see module doc); returns clips per split. Clips that cannot be
+    decoded are left out with a warning naming them."""
+    output = Path(output)
+    max_samples = int(split.max_seconds * SAMPLING_RATE)
+    min_samples = int(split.min_seconds * SAMPLING_RATE)
+    rows: list[dict] = []
+    skipped: list[str] = []
+
+    # clips left out before (too short, undecodable), so a rerun does not decode them again
+    left_out_file = output / "left_out.txt"
+    left_out = set(left_out_file.read_text().splitlines()) if left_out_file.is_file() else set()
+
+    def leave_out(key: str) -> None:
+        with open(left_out_file, "a") as handle:
+            handle.write(key + "\n")
+
+    def add(part: str, source: str, name: str, speaker: str, load) -> None:
+        """Write the pieces of one clip (decoded only when a piece is missing)."""
+        first = output / part / source / f"{name}-0.wav"
+        key = f"{part}/{source}/{name}"
+        if key in left_out:
+            return
+        if first.is_file():  # done before: list what is there
+            # exactly NAME-<k>.wav: another clip's name may start with this one's
+            pieces = [p for p in first.parent.glob(f"{name}-*.wav") if p.stem[len(name) + 1:].isdigit()]
+            pieces.sort(key=lambda p: int(p.stem[len(name) + 1:]))
+            durations = [sf.info(p).duration for p in pieces]
+        else:
+            try:
+                samples = load()
+            except AudioError as error:  # e.g. an empty prompt file in a package: skipped, reported
+                skipped.append(f"{source}/{name}: {error.reason}")
+                leave_out(key)
+                return
+            if len(samples) < min_samples:
+                leave_out(key)
+                return
+            pieces, durations = [], []
+            # the first piece is written last: its presence marks the clip complete
+            chunks = cut_pieces(samples, max_samples)
+            for index in list(range(1, len(chunks))) + [0]:
+                path = output / part / source / f"{name}-{index}.wav"
+                _write_atomic(path, chunks[index], output / "_partial")
+            pieces = [output / part / source / f"{name}-{i}.wav" for i in range(len(chunks))]
+            durations = [len(c) / SAMPLING_RATE for c in chunks]
+        for path, seconds in zip(pieces, durations):
+            rows.append({"path": str(path.relative_to(output)), "split": part, "source": source,
+                         "speaker": speaker, "duration_s": round(seconds, 3)})
+
+    if split.librispeech_root:
+        root = Path(split.librispeech_root)
+        for part, subset in (("train", split.librispeech_train_subset), ("heldout", split.librispeech_heldout_subset)):
+            for path, speaker in _librispeech(root, subset):
+                add(part, f"librispeech-{subset}", path.stem, f"librispeech-{speaker}",
+                    lambda path=path: load_audio(path, min_duration=0.0).samples)
+    for part, languages in (("train", split.asterisk_train), ("heldout", split.asterisk_heldout)):
+        for language in languages:
+            prompts = asterisk_prompt_files(language)
+            root = Path(os.path.commonpath(prompts)) if len(prompts) > 1 else prompts[0].parent
+            for prompt in prompts:
+                # named by the path below the package's sound folder: digits/1 and 1 are different prompts
+                name = "_".join(prompt.relative_to(root).with_suffix("").parts)
+                add(part, f"asterisk-{language}", name, f"asterisk-{language}",
+                    lambda prompt=prompt: decode_g722(prompt))
+    for index in range(split.espeak_train):
+        add("train", "espeak", f"{split.seed}-{index:05d}", "espeak",
+            lambda index=index: random_espeak_speech(split.seed * 1_000_003 + index)[0])
+
+    speakers = {"train": set(), "heldout": set()}
+    for row in rows:
+        speakers[row["split"]].add(row["speaker"])
+    shared = speakers["train"] & speakers["heldout"]
+    if shared:
+        raise ValueError(f"speakers in both the training and the held-out set: {sorted(shared)}")
+    partial = output / "speakers.csv.partial"
+    with open(partial, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["path", "split", "source", "speaker", "duration_s"])
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(partial, output / "speakers.csv")
+    if skipped:
+        warnings.warn(f"{len(skipped)} clips could not be decoded and were left out: {skipped[:5]}")
+    return {part: sum(1 for r in rows if r["split"] == part) for part in ("train", "heldout")}

@@ -1,0 +1,70 @@
+"""Configuration of the fast student: the ConvTransformer layers with a clip-level front end."""
+
+from __future__ import annotations
+
+import math
+
+from .configuration_conv_transformer_mos import ConvTransformerMOSConfig
+
+
+class FastMOSConfig(ConvTransformerMOSConfig):
+    r"""
+    The layers of `ConvTransformerMOSConfig` (so Distill-MOS weights and pruned students load into it),
+    run differently: the clip is level-normalised once, the STFT and conv stack run once over the whole
+    clip (in chunks of `frontend_chunk_frames` output frames that overlap by the conv stack's receptive
+    field, so memory stays bounded), and the head scores every window from the shared frames. Overlapping
+    windows then cost head work only. Windows start on the frame grid (`samples_per_frame` = 320 samples,
+    20 ms) nearest to the sample starts of the windowing rule; a clip shorter than a window is one window of
+    its own frames, without zero padding.
+
+    Defaults are the `fast` preset's sizes (`conv_channels`, head) — see `STUDENT_PRESETS`.
+
+    frontend_chunk_frames (`int`, defaults to 3000):
+        Output frames (60 s at 20 ms) per front-end chunk; bounds the conv activations' memory.
+    level_normalization (`str`, defaults to `"peak"`):
+        `"peak"`: divide the clip by its peak absolute sample (scores do not depend on gain).
+    """
+
+    model_type = "fast_mos"
+
+    frontend_chunk_frames: int = 3000
+    level_normalization: str = "peak"
+
+    def __post_init__(self, **kwargs):
+        if self.frontend_chunk_frames <= 0:
+            raise ValueError(f"frontend_chunk_frames must be positive, got {self.frontend_chunk_frames}")
+        if self.level_normalization != "peak":
+            raise ValueError(f"level_normalization must be 'peak', got {self.level_normalization!r}")
+        if self.conv_kernel_size % 2 == 0:
+            raise ValueError(f"the chunked front end needs an odd conv_kernel_size, got {self.conv_kernel_size}")
+        super().__post_init__(**kwargs)
+
+    @property
+    def time_stride(self) -> int:
+        """STFT frames per output frame (product of the conv time strides)."""
+        return math.prod(self.conv_time_strides)
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.stft_hop_length * self.time_stride
+
+    @property
+    def receptive_margin(self) -> int:
+        """STFT frames on each side of a chunk that its edge outputs depend on, rounded up to whole output
+        frames: sum over layers of (kernel // 2) x the stride product of the layers before it."""
+        radius, stride = 0, 1
+        for layer_stride in self.conv_time_strides:
+            radius += (self.conv_kernel_size // 2) * stride
+            stride *= layer_stride
+        return math.ceil((radius + 1) / self.time_stride) * self.time_stride
+
+    def stft_frames(self, num_samples: int) -> int:
+        """STFT frames of a clip (reflect-padded by (n_fft - hop) / 2 at both ends, no centring)."""
+        side = (self.stft_n_fft - self.stft_hop_length) // 2
+        return (num_samples + 2 * side - self.stft_n_fft) // self.stft_hop_length + 1
+
+    def output_frames(self, num_samples: int) -> int:
+        frames = self.stft_frames(num_samples)
+        for stride in self.conv_time_strides:
+            frames = (frames - 1) // stride + 1
+        return frames

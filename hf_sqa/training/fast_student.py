@@ -1,0 +1,186 @@
+"""Training the fast student (`FastMOSForMOSRegression`) on packed, teacher-labelled clips.
+
+One function, `train_fast_student`, runs the three methods the package compares on the same data and
+budget:
+
+    scratch   random initialisation, loss on the clip score                        (dense_weight 0)
+    dense     random initialisation, clip score + the teacher's per-window scores  (dense_weight > 0)
+    pruned    initialised from a pruned teacher (`hf-sqa prune` output), then long distillation
+
+It uses the `DistillationTrainer` (offline teacher labels), saves a checkpoint at every evaluation (a killed
+run resumes from the newest complete one with `resume=True`) and, at every evaluation, scores held-out
+clips and appends PCC / SRCC with the teacher, steps, audio hours seen and CPU time to
+`OUTPUT/eval_history.jsonl` (one line per step; after a resume the last line of a step counts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from transformers import TrainerCallback, TrainingArguments, set_seed
+
+from ..metrics import point_metrics
+from ..models import ConvTransformerMOSConfig, FastMOSConfig, FastMOSForMOSRegression, student_config
+from ..scoring import score
+from .distillation import DistillationTrainer
+from .packed import PackedClips, collate_clips
+
+
+def fast_student_from(model_or_path) -> FastMOSForMOSRegression:
+    """A ConvTransformer checkpoint (Distill-MOS import, pruned or trained student; folder or model) as a
+    fast student with the same weights."""
+    from ..scoring import load_model
+
+    model = load_model(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
+    if isinstance(model, FastMOSForMOSRegression):
+        return model
+    fields = {k: v for k, v in model.config.to_dict().items()
+              if k in ConvTransformerMOSConfig().to_dict() and k not in ("model_type", "architectures", "auto_map",
+                                                                          "transformers_version")}
+    fast = FastMOSForMOSRegression(FastMOSConfig(**fields))
+    fast.load_state_dict(model.state_dict(), strict=True)
+    return fast
+
+
+def fast_config(preset: str = "fast", **overrides) -> FastMOSConfig:
+    """A FastMOSConfig with a student preset's layer sizes."""
+    fields = student_config(preset, **overrides).to_dict()
+    fields = {k: v for k, v in fields.items() if k in ConvTransformerMOSConfig().to_dict()
+              and k not in ("model_type", "architectures", "auto_map", "transformers_version")}
+    return FastMOSConfig(**fields)
+
+
+def heldout_agreement(model, heldout: PackedClips, clips: int | None = None) -> dict:
+    """PCC / SRCC / KTAU / RMSE of the model's clip scores against the teacher's on held-out packed clips."""
+    count = len(heldout) if clips is None else min(clips, len(heldout))
+    rows = np.unique(np.linspace(0, len(heldout) - 1, count).astype(int))  # spread over every source
+    audios = [heldout.clip(k) for k in rows]
+    was_training = model.training
+    ours = score(audios, model=model.eval(), sampling_rate=16000, batch_size=8)
+    model.train(was_training)
+    return point_metrics(ours, heldout.teacher_mos[rows])
+
+
+class HeldoutEvaluation(TrainerCallback):
+    """Scores held-out clips every `eval_steps` and appends a line to eval_history.jsonl."""
+
+    def __init__(self, heldout: PackedClips, history: Path, eval_steps: int, clips: int, seconds_per_step: float):
+        self.heldout, self.history, self.eval_steps, self.clips = heldout, history, eval_steps, clips
+        self.seconds_per_step = seconds_per_step
+        previous = read_history(history)
+        self.cpu_base = previous[-1]["cpu_s"] if previous else 0.0
+        self.wall_base = previous[-1]["wall_s"] if previous else 0.0
+        self.base_step = previous[-1]["step"] if previous else 0
+        self.cpu_start, self.wall_start = time.process_time(), time.time()
+
+    def _record(self, step: int, model) -> None:
+        metrics = heldout_agreement(model, self.heldout, self.clips)
+        line = {"step": step, "pcc": metrics["pcc"], "srcc": metrics["srcc"], "rmse": metrics["rmse"],
+                "audio_hours": step * self.seconds_per_step / 3600,
+                # CPU seconds of this process (all its threads), carried over resumes
+                "cpu_s": self.cpu_base + time.process_time() - self.cpu_start,
+                "wall_s": self.wall_base + time.time() - self.wall_start}
+        with open(self.history, "a") as handle:
+            handle.write(json.dumps(line) + "\n")
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if state.global_step == 0 and not read_history(self.history):
+            self._record(0, model)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.eval_steps == 0 or state.global_step == state.max_steps:
+            self._record(state.global_step, model)
+
+
+def read_history(path: Path) -> list[dict]:
+    """eval_history.jsonl, one entry per step (the last written wins)."""
+    if not Path(path).is_file():
+        return []
+    by_step = {}
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            entry = json.loads(line)
+            by_step[entry["step"]] = entry
+    return [by_step[k] for k in sorted(by_step)]
+
+
+def train_fast_student(
+    train: str | os.PathLike,
+    heldout: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    init: str | None = None,
+    preset: str = "fast",
+    max_steps: int = 2000,
+    batch_size: int = 16,
+    learning_rate: float = 1e-3,
+    dense_weight: float = 0.0,
+    freeze_batchnorm: bool = False,
+    eval_steps: int = 200,
+    eval_clips: int = 400,
+    seed: int = 0,
+    bf16: bool = True,
+    resume: bool = True,
+    description: dict | None = None,
+) -> Path:
+    """Train a fast student on packed set `train`, evaluating on packed set `heldout`; returns
+    OUTPUT/final (with training_recipe.yaml)."""
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    final = output / "final"
+    if (final / "training_recipe.yaml").is_file():
+        return final
+    set_seed(seed)
+    model = fast_student_from(init) if init else FastMOSForMOSRegression(fast_config(preset))
+    data = PackedClips(train)
+    held = PackedClips(heldout)
+    seconds_per_step = data.seconds() / len(data) * batch_size
+    if freeze_batchnorm:
+        # statistics of the fast front end on the training audio (a pruned teacher's were estimated on
+        # zero-padded windows), then fixed for the whole run
+        from ..pruning.schedule import recalibrate_batchnorm
+
+        rows = np.random.default_rng(seed).permutation(len(data))[:256]
+        recalibrate_batchnorm(model, [collate_clips([data[int(k)] for k in rows[i : i + batch_size]])
+                                      for i in range(0, len(rows), batch_size)])
+    args = TrainingArguments(
+        output_dir=str(output), max_steps=max_steps, per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate, lr_scheduler_type="cosine", warmup_steps=max(max_steps // 20, 1),
+        weight_decay=0.01, max_grad_norm=1.0, logging_steps=50, save_strategy="steps", save_steps=eval_steps,
+        save_total_limit=2, report_to=[], remove_unused_columns=False, seed=seed, use_cpu=True,
+        dataloader_num_workers=1, dataloader_persistent_workers=True, disable_tqdm=True,
+        # CPU autocast: the conv stack in bfloat16 (AMX / AVX512-BF16: 2.5x the fp32 step here), the head
+        # stays float32 (it disables autocast); evaluation and the saved weights are float32
+        bf16=bf16,
+    )
+    trainer = DistillationTrainer(
+        model=model, args=args, train_dataset=data, data_collator=collate_clips, alpha=1.0,
+        dense_weight=dense_weight, freeze_batchnorm=freeze_batchnorm,
+        callbacks=[HeldoutEvaluation(held, output / "eval_history.jsonl", eval_steps, eval_clips, seconds_per_step)],
+    )
+    checkpoints = sorted((p for p in output.glob("checkpoint-*") if (p / "trainer_state.json").is_file()),
+                         key=lambda p: int(p.name.split("-")[-1]))
+    trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
+    history = read_history(output / "eval_history.jsonl")
+    recipe = {
+        "teacher": "distillmos", "init": init or f"random ({preset})", "train_data": str(train),
+        "heldout_data": str(heldout), "steps": max_steps, "batch_size": batch_size,
+        "learning_rate": learning_rate, "bf16": bf16, "dense_weight": dense_weight, "freeze_batchnorm": freeze_batchnorm,
+        "distinct_clips": len(data), "distinct_audio_hours": round(data.seconds() / 3600, 3),
+        "audio_hours_seen": round(max_steps * seconds_per_step / 3600, 2),
+        "cpu_hours": round(history[-1]["cpu_s"] / 3600, 3) if history else None,
+        "heldout_pcc": history[-1]["pcc"] if history else None, **(description or {}),
+    }
+    partial = output / "final.partial"
+    model.save_pretrained(partial)
+    (partial / "training_recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    partial.rename(final)
+    for checkpoint in output.glob("checkpoint-*"):  # only for resuming; final/ is the result
+        shutil.rmtree(checkpoint)
+    return final

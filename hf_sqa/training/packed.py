@@ -1,0 +1,111 @@
+"""Labelled clips packed for training: audio in one int16 array (memory-mapped), labels beside it.
+
+Training reads a clip as a slice of a memory map: no per-step decoding, no Python lists of floats, and
+worker processes share the pages. A packed set is a folder:
+
+    audio.npy          (total samples,) int16, every clip back to back (16 kHz)
+    index.npz          offsets (clips + 1,), teacher_mos (clips,), window_offsets (clips + 1,),
+                       teacher_window_mos (total windows,) float32, ids (clips,)
+
+`pack_labelled` writes it from `hf-sqa pseudo-label` shards (decoding in worker processes), atomically: the
+folder exists only complete.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..audio import load_audio
+
+
+def _decode(item: tuple[str, bytes]) -> np.ndarray:
+    name, data = item
+    samples = load_audio(data, name=name, target_sampling_rate=16000, min_duration=0.0).samples
+    return np.round(np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
+
+
+def pack_labelled(spec: str, output: str | os.PathLike, num_proc: int = 2) -> Path:
+    """Decode a pseudo-labelled SPEC (rows with `teacher_mos`, `teacher_window_mos`) into a packed set.
+    Rows the teacher could not score are left out. Returns the folder; does nothing when it exists."""
+    from ..data.specs import resolve
+
+    output = Path(output)
+    if (output / "index.npz").is_file():
+        return output
+    rows = resolve(spec).with_format(None)
+    keep = [i for i, mos in enumerate(rows["teacher_mos"]) if mos is not None]
+    if not keep:
+        raise ValueError(f"{spec}: no rows with a teacher score")
+    rows = rows.select(keep)
+    ids, teacher = list(rows["id"]), np.asarray(rows["teacher_mos"], dtype=np.float32)
+    windows = [np.asarray(w, dtype=np.float32) for w in rows["teacher_window_mos"]]
+    items = [(f"row {i}", a["bytes"]) for i, a in zip(ids, rows["audio"])]
+    partial = output.with_name(output.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    with ProcessPoolExecutor(num_proc) as pool:
+        clips = list(pool.map(_decode, items, chunksize=32))
+    offsets = np.concatenate([[0], np.cumsum([len(c) for c in clips])]).astype(np.int64)
+    np.save(partial / "audio.npy", np.concatenate(clips))
+    np.savez(partial / "index.npz", offsets=offsets, teacher_mos=teacher,
+             window_offsets=np.concatenate([[0], np.cumsum([len(w) for w in windows])]).astype(np.int64),
+             teacher_window_mos=np.concatenate(windows), ids=np.asarray(ids))
+    shutil.rmtree(output, ignore_errors=True)
+    partial.rename(output)
+    return output
+
+
+class PackedClips(torch.utils.data.Dataset):
+    """A packed set as a map-style dataset: {"audio" (T,) float32, "teacher_mos", "teacher_window_mos" (W,)}."""
+
+    def __init__(self, folder: str | os.PathLike, limit: int | None = None):
+        folder = Path(folder)
+        index = np.load(folder / "index.npz")
+        self.audio = np.load(folder / "audio.npy", mmap_mode="r")
+        self.offsets = index["offsets"]
+        self.teacher_mos = index["teacher_mos"]
+        self.window_offsets = index["window_offsets"]
+        self.teacher_window_mos = index["teacher_window_mos"]
+        self.ids = index["ids"]
+        self.size = len(self.teacher_mos) if limit is None else min(limit, len(self.teacher_mos))
+
+    def __len__(self) -> int:
+        return self.size
+
+    def seconds(self) -> float:
+        return float(self.offsets[self.size]) / 16000
+
+    def clip(self, k: int) -> np.ndarray:
+        return self.audio[self.offsets[k] : self.offsets[k + 1]].astype(np.float32) / 32767.0
+
+    def __getitem__(self, k: int) -> dict:
+        return {
+            "audio": self.clip(k),
+            "teacher_mos": float(self.teacher_mos[k]),
+            "teacher_window_mos": self.teacher_window_mos[self.window_offsets[k] : self.window_offsets[k + 1]],
+        }
+
+
+def collate_clips(examples: list[dict]) -> dict[str, torch.Tensor]:
+    """Whole clips padded to the longest: input_values (B, T), attention_mask (B, T), teacher_mos (B,),
+    teacher_window_mos (B, W) NaN where a clip has fewer windows. No cropping, so every target is the
+    teacher's score of exactly the audio the student sees."""
+    length = max(len(e["audio"]) for e in examples)
+    width = max(len(e["teacher_window_mos"]) for e in examples)
+    input_values = torch.zeros(len(examples), length)
+    attention_mask = torch.zeros(len(examples), length, dtype=torch.long)
+    windows = torch.full((len(examples), width), float("nan"))
+    for row, example in enumerate(examples):
+        clip = torch.from_numpy(np.asarray(example["audio"], dtype=np.float32))
+        input_values[row, : len(clip)] = clip
+        attention_mask[row, : len(clip)] = 1
+        windows[row, : len(example["teacher_window_mos"])] = torch.as_tensor(example["teacher_window_mos"])
+    return {"input_values": input_values, "attention_mask": attention_mask,
+            "teacher_mos": torch.tensor([float(e["teacher_mos"]) for e in examples]),
+            "teacher_window_mos": windows}

@@ -1,0 +1,209 @@
+"""`make student`: clean speech -> degradation -> teacher labels -> packing -> training -> evaluation -> card.
+
+Every stage writes its output atomically (or in units that are each atomic) and is skipped when its output
+exists, so the whole pipeline resumes after a kill at any point and a rerun with the same settings labels
+nothing twice. Stages and outputs (WORK = data/student, RUNS = runs/student by default):
+
+    speech    WORK/clean/{train,heldout}            speaker-disjoint clean speech (student_speech)
+    degrade   WORK/degraded/{train,heldout}         `draws` degraded versions of every clean clip, other seeds
+    label     WORK/labelled/{train,heldout}         the teacher's clip and per-window scores (bf16)
+    pack      WORK/packed/{train,heldout}           int16 audio + labels for training (training.packed)
+    prune     RUNS/pruned-init                      the teacher Taylor-pruned to the student's size
+    train     RUNS/<method>/final                   scratch and dense for `compare_steps`, pruned for
+                                                    `final_steps`; compared at `compare_steps`
+    ship      SHIP_TO (checkpoints/hf-sqa-fast)     the chosen method after `final_steps` (RUNS/<chosen>/final;
+                                                    trained again in RUNS/final only if a from-scratch
+                                                    method won), evaluated (eval_report.json, hf-sqa
+                                                    evaluate) with its model card (README.md)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..data.degrade import write_degraded_shards
+from ..models import FastMOSForMOSRegression
+from ..data.student_speech import SpeechSplit, write_student_speech
+from .fast_student import fast_config, read_history, train_fast_student
+from .packed import pack_labelled
+
+METHODS = {
+    # name: (init from the pruned teacher, dense window target weight, learning rate)
+    "scratch": dict(pruned_init=False, dense_weight=0.0, learning_rate=1e-3),
+    "dense": dict(pruned_init=False, dense_weight=1.0, learning_rate=1e-3),
+    "pruned": dict(pruned_init=True, dense_weight=1.0, learning_rate=3e-4),
+}
+
+
+@dataclass
+class StudentPipeline:
+    work: str = "data/student"
+    runs: str = "runs/student"
+    teacher: str = "distillmos"
+    speech: SpeechSplit = field(default_factory=SpeechSplit)
+    clean: str | None = None  # an existing folder with train/ and heldout/ instead of the speech stage
+    noise: str | None = "../shared/data/noise_speech_commands"
+    train_draws: int = 4
+    heldout_draws: int = 2
+    processes: int = 2
+    preset: str = "fast"
+    batch_size: int = 16
+    compare_steps: int = 200
+    final_steps: int = 1500
+    final_method: str | None = None  # None: the best of the comparison on held-out PCC
+    eval_steps: int = 100
+    eval_clips: int = 400
+    prune_steps: int = 2
+    prune_finetune_steps: int = 50
+    human_data: str | None = "../shared/data/bvrnn_mushra"
+    methods: tuple[str, ...] = ("pruned", "scratch", "dense")
+    ship_to: str = "checkpoints/hf-sqa-fast"
+    ship_window_max_hop: int | None = None  # None: the teacher's rule (1 s), as trained
+    languages: tuple[str, ...] = ("en", "es", "fr", "it")
+
+    @property
+    def clean_dir(self) -> Path:
+        return Path(self.clean) if self.clean else Path(self.work) / "clean"
+
+    def path(self, stage: str, split: str) -> Path:
+        return Path(self.work) / stage / split
+
+    # -- data stages ------------------------------------------------------------------------------------
+    def run_speech(self) -> None:
+        if not self.clean:
+            write_student_speech(self.clean_dir, self.speech)
+
+    def run_degrade(self) -> None:
+        noise = self.noise if self.noise and Path(self.noise).is_dir() else None
+        for split, draws, seed in (("heldout", self.heldout_draws, 2), ("train", self.train_draws, 1)):
+            clean = self.clean_dir / split
+            clips = sum(1 for p in clean.rglob("*") if p.suffix in (".wav", ".flac"))
+            write_degraded_shards(str(clean), self.path("degraded", split), num=clips * draws, noise=noise,
+                                  seed=seed, num_proc=self.processes, shard_size=500, progress=False)
+
+    def run_label(self) -> None:
+        """The teacher's labels, one process per core (`--num-shards`), bf16 on CPUs that have it."""
+        for split in ("heldout", "train"):
+            jobs = [subprocess.Popen(
+                [sys.executable, "-m", "hf_sqa.cli", "pseudo-label", "--teacher", self.teacher,
+                 "--data", str(self.path("degraded", split)), "--output", str(self.path("labelled", split)),
+                 "--precision", "bf16", "--num-shards", str(self.processes), "--shard-index", str(index),
+                 "--shard-size", "250", "--quiet"],
+                env={**os.environ, "OMP_NUM_THREADS": "1"}) for index in range(self.processes)]
+            if any(job.wait() for job in jobs):
+                raise RuntimeError(f"pseudo-labelling {split} failed")
+
+    def run_pack(self) -> None:
+        for split in ("heldout", "train"):
+            pack_labelled(str(self.path("labelled", split)), self.path("packed", split), num_proc=self.processes)
+
+    # -- models -----------------------------------------------------------------------------------------
+    def pruned_init(self) -> Path:
+        """The teacher Taylor-pruned to the student's conv sizes and at most its parameter count."""
+        from ..complexity import parameter_count
+        from ..models import FastMOSForMOSRegression
+        from ..pruning import prune_checkpoint
+
+        output = Path(self.runs) / "pruned-init"
+        if (output / "pruning_report.json").is_file():
+            return output
+        student = fast_config(self.preset)
+        target = parameter_count(FastMOSForMOSRegression(student))
+        sizes = {f"frontend.convs.{k}": c for k, c in enumerate(student.conv_channels)}
+        prune_checkpoint(self.teacher, str(self.path("labelled", "train")), output, target_params=target,
+                         eval_data=str(self.path("labelled", "heldout")), steps=self.prune_steps,
+                         finetune_steps=self.prune_finetune_steps, group_sizes=sizes, calib_clips=128,
+                         batch_size=8)
+        return output
+
+    def train_method(self, method: str, steps: int, output: Path) -> Path:
+        spec = METHODS[method]
+        return train_fast_student(
+            self.path("packed", "train"), self.path("packed", "heldout"), output,
+            init=str(self.pruned_init()) if spec["pruned_init"] else None, preset=self.preset,
+            max_steps=steps, batch_size=self.batch_size, learning_rate=spec["learning_rate"],
+            dense_weight=spec["dense_weight"], freeze_batchnorm=spec["pruned_init"],
+            eval_steps=self.eval_steps, eval_clips=self.eval_clips,
+            description={"method": method},
+        )
+
+    def steps_of(self, method: str) -> int:
+        """The pruned start is expected to win, so it runs the long schedule straight away; the methods from
+        scratch run `compare_steps`. All are compared at `compare_steps` (their held-out curves)."""
+        return self.final_steps if METHODS[method]["pruned_init"] else self.compare_steps
+
+    def run_compare(self) -> dict[str, list[dict]]:
+        histories = {}
+        for method in self.methods:
+            output = Path(self.runs) / method
+            self.train_method(method, self.steps_of(method), output)
+            histories[method] = read_history(output / "eval_history.jsonl")
+        return histories
+
+    def comparison(self) -> dict[str, dict]:
+        """Each method's held-out evaluation at `compare_steps` (the last one at or before it)."""
+        result = {}
+        for method in self.methods:
+            history = read_history(Path(self.runs) / method / "eval_history.jsonl")
+            at = [h for h in history if h["step"] <= self.compare_steps]
+            if at:
+                result[method] = at[-1]
+        return result
+
+    def chosen_method(self) -> str:
+        if self.final_method:
+            return self.final_method
+        return max(self.comparison().items(), key=lambda item: item[1]["pcc"])[0]
+
+    def run_ship(self) -> Path:
+        """The chosen method after `final_steps` (the long run itself when that is the chosen one), its
+        evaluate report and model card."""
+        from ..evaluation import evaluate_models, write_report
+        from ..hub.cards import build_model_card
+
+        method = self.chosen_method()
+        output = Path(self.runs) / (method if self.steps_of(method) == self.final_steps else "final")
+        final = self.train_method(method, self.final_steps, output)
+        shipped = Path(self.ship_to)
+        if not (shipped / "README.md").is_file():
+            model = FastMOSForMOSRegression.from_pretrained(final)
+            recipe = yaml.safe_load((final / "training_recipe.yaml").read_text())
+            if self.ship_window_max_hop:  # the shipped scoring rule (trained with the teacher's windows)
+                model.config.window_max_hop = self.ship_window_max_hop
+                recipe["shipped_window_max_hop"] = self.ship_window_max_hop
+            shutil.rmtree(shipped, ignore_errors=True)
+            model.save_pretrained(shipped)
+            (shipped / "training_recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+            specs = [f"{self.path('labelled', 'heldout')}#corpus=heldout-speakers-degraded,mos=teacher_mos"]
+            if self.human_data and Path(self.human_data).is_dir():
+                specs.append(self.human_data)
+            report, _ = evaluate_models([str(shipped)], specs, n_boot=1000)
+            write_report(report, shipped / "eval_report.json")
+            card = build_model_card(shipped, "hf-sqa/hf-sqa-fast", eval_report=str(shipped / "eval_report.json"),
+                                    model_key=str(shipped), kind="student", language=list(self.languages))
+            card.save(shipped / "README.md")  # written last: its presence marks the shipped folder complete
+        return shipped
+
+    def run(self, stages: list[str]) -> None:
+        steps = {"speech": self.run_speech, "degrade": self.run_degrade, "label": self.run_label,
+                 "pack": self.run_pack, "prune": self.pruned_init, "train": self.run_compare,
+                 "ship": self.run_ship}
+        unknown = [s for s in stages if s not in steps]
+        if unknown:
+            raise ValueError(f"unknown stages {unknown}; stages: {list(steps)}")
+        Path(self.runs).mkdir(parents=True, exist_ok=True)
+        (Path(self.runs) / "pipeline.json").write_text(json.dumps(asdict(self), indent=1, default=str))
+        for stage in stages:
+            print(f"== {stage}", flush=True)
+            steps[stage]()
+
+
+STAGES = ["speech", "degrade", "label", "pack", "prune", "train", "ship"]

@@ -1,0 +1,109 @@
+"""The fast student: clip-level front end in chunks, windows on the shared frames, batching, loading."""
+
+import numpy as np
+import pytest
+import torch
+
+from hf_sqa.models import FastMOSConfig, FastMOSForMOSRegression, student_config
+from hf_sqa.models.modeling_fast_mos import reflect_padded_slice
+from hf_sqa.models.windowing import window_starts
+from hf_sqa.testing import synthetic_speech, tiny_fast_config
+from hf_sqa.training.fast_student import fast_config, fast_student_from
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return FastMOSForMOSRegression(tiny_fast_config()).eval()
+
+
+def test_reflect_padded_slice_equals_padding_the_whole_signal():
+    x = torch.randn(1000)
+    full = torch.nn.functional.pad(x[None, None], (80, 80), mode="reflect")[0, 0]
+    for start, stop in ((0, 300), (50, 700), (700, 1160), (0, 1160)):
+        assert torch.equal(reflect_padded_slice(x, 80, start, stop), full[start:stop])
+
+
+@pytest.mark.parametrize("seconds", [0.3, 3.0, 25.0])
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_chunked_front_end_equals_one_pass(model, seconds, chunk):
+    clip = torch.from_numpy(synthetic_speech(seconds, seed=2))
+    with torch.no_grad():
+        model.config.frontend_chunk_frames = 10**6
+        whole = model.clip_features(clip)
+        model.config.frontend_chunk_frames = chunk
+        chunked = model.clip_features(clip)
+    assert whole.shape == (model.config.output_frames(len(clip)), model.frontend.output_size)
+    assert torch.allclose(chunked, whole, atol=1e-5)
+
+
+def test_chunked_front_end_with_gradients_for_training(model):
+    clip = torch.from_numpy(synthetic_speech(5.0, seed=3))
+    model.train()
+    model.config.frontend_chunk_frames = 37
+    model.clip_features(clip).sum().backward()  # the autograd path (no fused kernels) also chunks
+    assert all(p.grad is not None for p in model.frontend.parameters())
+
+
+def test_clip_scores_the_same_alone_and_in_a_padded_batch(model):
+    clips = [synthetic_speech(s, seed=i) for i, s in enumerate((2.0, 9.5, 0.4, 20.0))]
+    length = max(len(c) for c in clips)
+    batch = torch.zeros(len(clips), length)
+    mask = torch.zeros(len(clips), length, dtype=torch.long)
+    for row, clip in enumerate(clips):
+        batch[row, : len(clip)] = torch.from_numpy(clip)
+        mask[row, : len(clip)] = 1
+    with torch.no_grad():
+        together = model(batch, attention_mask=mask)
+        alone = [model(torch.from_numpy(c)) for c in clips]
+    assert torch.allclose(together.mos, torch.cat([a.mos for a in alone]), atol=1e-6)
+    for row, single in enumerate(alone):
+        count = int(together.window_mask[row].sum())
+        assert count == single.window_mos.shape[1]
+        assert torch.allclose(together.window_mos[row, :count], single.window_mos[0], atol=1e-6)
+
+
+def test_windows_follow_the_teachers_rule_so_dense_labels_line_up(model):
+    cfg = model.config
+    for seconds in (0.5, 7.68, 7.7, 10.0, 31.3):
+        samples = int(seconds * cfg.sampling_rate)
+        windows = model.window_frames(samples)
+        assert [w[0] for w in windows] == window_starts(samples, cfg.window_length, cfg.window_max_hop)
+        total = cfg.output_frames(samples)
+        for start, first, count in windows:
+            assert abs(first * cfg.samples_per_frame - start) <= cfg.samples_per_frame  # nearest frame, or clamped
+            assert 0 < count <= cfg.frames_per_window and first + count <= total
+        with torch.no_grad():
+            out = model(torch.from_numpy(synthetic_speech(seconds, seed=1)))
+        assert out.window_mos.shape[1] == len(windows)
+        assert torch.allclose(out.mos, out.window_mos.nanmean(dim=1))
+
+
+def test_scores_do_not_depend_on_gain(model):
+    clip = torch.from_numpy(synthetic_speech(4.0, seed=5))
+    with torch.no_grad():
+        assert torch.allclose(model(clip).mos, model(0.05 * clip).mos, atol=1e-5)
+
+
+def test_distillmos_layers_load_into_the_fast_student():
+    teacher_layers = student_config("distillmos-v7")
+    from hf_sqa.models import ConvTransformerForMOSRegression
+
+    source = ConvTransformerForMOSRegression(teacher_layers)
+    fast = fast_student_from(source)
+    assert isinstance(fast, FastMOSForMOSRegression)
+    for name, tensor in source.state_dict().items():
+        assert torch.equal(fast.state_dict()[name], tensor)
+
+
+def test_fast_preset_is_under_a_million_parameters():
+    from hf_sqa.complexity import parameter_count
+
+    assert parameter_count(FastMOSForMOSRegression(fast_config("fast"))) < 1_000_000
+
+
+def test_bad_configs_are_refused():
+    with pytest.raises(ValueError, match="frontend_chunk_frames"):
+        FastMOSConfig(frontend_chunk_frames=0)
+    with pytest.raises(ValueError, match="level_normalization"):
+        FastMOSConfig(level_normalization="rms")

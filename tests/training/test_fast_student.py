@@ -1,0 +1,100 @@
+"""Training the fast student: dense window targets, packed clips, and the `make student` pipeline (smoke)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from hf_sqa.complexity import parameter_count
+from hf_sqa.models import ConvTransformerForMOSRegression, FastMOSForMOSRegression, student_config
+from hf_sqa.testing import synthetic_speech, write_clip
+from hf_sqa.training.distillation import dense_window_losses
+from hf_sqa.training.fast_student import read_history
+from hf_sqa.training.packed import PackedClips, collate_clips, pack_labelled
+from hf_sqa.training.student_pipeline import StudentPipeline
+
+
+def test_dense_window_losses_average_each_clips_windows():
+    nan = float("nan")
+    student = torch.tensor([[3.0, 4.0, nan], [2.0, nan, nan]])
+    teacher = torch.tensor([[2.0, 2.0, nan], [2.5, nan, nan]])
+    per_clip, terms = dense_window_losses(student, teacher)
+    assert torch.allclose(per_clip, torch.tensor([(1 + 4) / 2, 0.25]))
+    assert torch.allclose(terms, torch.tensor([1.0, 4.0, 0.25]))
+    with pytest.raises(ValueError, match="other windows than the teacher"):
+        dense_window_losses(student[:, :2], teacher)
+
+
+def _clean_folders(root, train=6, heldout=4):
+    for split, count, offset in (("train", train, 0), ("heldout", heldout, 100)):
+        for i in range(count):
+            write_clip(root / split / f"clip{i}.wav", synthetic_speech(2.0 + (i % 3), seed=offset + i))
+    return root
+
+
+@pytest.fixture
+def small_teacher(tmp_path):
+    torch.manual_seed(0)
+    teacher = ConvTransformerForMOSRegression(student_config("small")).eval()
+    teacher.save_pretrained(tmp_path / "teacher")
+    return tmp_path / "teacher"
+
+
+def test_make_student_smoke_run_resumes_and_ships(small_teacher, tmp_path):
+    """The whole `make student` recipe, reduced: every stage, then a rerun that finds everything done."""
+    pipeline = StudentPipeline(
+        work=str(tmp_path / "work"), runs=str(tmp_path / "runs"), teacher=str(small_teacher),
+        clean=str(_clean_folders(tmp_path / "clean")), noise=None, train_draws=2, heldout_draws=2, preset="tiny",
+        batch_size=4, compare_steps=2, final_steps=3, eval_steps=1, eval_clips=8, prune_steps=1,
+        prune_finetune_steps=1, human_data=None, ship_to=str(tmp_path / "shipped"), ship_window_max_hop=32000,
+    )
+    pipeline.run(["degrade", "label", "pack", "prune", "train", "ship"])
+    train = PackedClips(tmp_path / "work" / "packed" / "train")
+    assert len(train) == 12 and train.teacher_mos.min() >= 1 and train.teacher_mos.max() <= 5
+    for method, steps in (("scratch", 2), ("dense", 2), ("pruned", 3)):  # pruned runs the long schedule
+        history = read_history(tmp_path / "runs" / method / "eval_history.jsonl")
+        assert [h["step"] for h in history] == list(range(steps + 1))
+        assert all(-1 <= h["pcc"] <= 1 and h["cpu_s"] > 0 for h in history)
+    assert set(pipeline.comparison()) == {"scratch", "dense", "pruned"}
+    assert all(entry["step"] == 2 for entry in pipeline.comparison().values())
+    pruned = json.loads((tmp_path / "runs" / "pruned-init" / "pruning_report.json").read_text())
+    assert pruned["after"]["structure"]["frontend.convs.0"] == student_config("tiny").conv_channels[0]
+    method = pipeline.chosen_method()
+    trained = tmp_path / "runs" / (method if method == "pruned" else "final") / "final"
+    shipped = tmp_path / "shipped"
+    model = FastMOSForMOSRegression.from_pretrained(shipped)
+    assert model.config.window_max_hop == 32000  # the shipped scoring rule
+    recipe = yaml.safe_load((shipped / "training_recipe.yaml").read_text())
+    assert recipe["steps"] == 3 and recipe["method"] == method and recipe["shipped_window_max_hop"] == 32000
+    assert recipe["distinct_clips"] == 12 and recipe["audio_hours_seen"] > 0
+    for name, tensor in FastMOSForMOSRegression.from_pretrained(trained).state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor)
+    card = (shipped / "README.md").read_text()
+    assert "12 distinct degraded clips" in card and "heldout-speakers-degraded" in card
+    report = json.loads((shipped / "eval_report.json").read_text())
+    assert report["heldout-speakers-degraded"][str(shipped)]["n"] == 8
+    assert parameter_count(model) < parameter_count(ConvTransformerForMOSRegression(student_config("small")))
+    # a rerun finds every stage done: nothing is labelled or trained again
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "work" / "labelled").rglob("*.parquet")}
+    pipeline.run(["degrade", "label", "pack", "prune", "train", "ship"])
+    assert stamps == {p: p.stat().st_mtime_ns for p in (tmp_path / "work" / "labelled").rglob("*.parquet")}
+
+
+def test_packed_clips_round_trip_and_collate(small_teacher, tmp_path):
+    from hf_sqa.data.pseudo_label import pseudo_label
+
+    clean = _clean_folders(tmp_path / "clean", train=3, heldout=0) / "train"
+    pseudo_label(str(small_teacher), str(clean), tmp_path / "labelled", progress=False)
+    packed = PackedClips(pack_labelled(str(tmp_path / "labelled"), tmp_path / "packed", num_proc=1))
+    assert len(packed) == 3
+    lengths = sorted(len(packed.clip(k)) for k in range(3))
+    assert lengths == sorted(len(synthetic_speech(2.0 + i, seed=i)) for i in range(3))
+    batch = collate_clips([packed[k] for k in range(3)])
+    assert batch["input_values"].shape == (3, max(lengths))
+    assert batch["attention_mask"].sum(1).tolist() == [len(packed.clip(k)) for k in range(3)]
+    assert torch.isfinite(batch["teacher_mos"]).all()
+    assert batch["teacher_window_mos"].shape[0] == 3
+    audio = packed.clip(0)
+    assert audio.dtype == np.float32 and np.abs(audio).max() <= 1.0
