@@ -367,7 +367,8 @@ def prune_checkpoint(model_name: str, calib: str, output_dir: str | os.PathLike,
         if len(eval_rows) < 3:
             raise PruningError(f"{calib} has too few clips to hold out an evaluation set beyond the "
                                f"{len(calib_rows)} calibration clips; give --eval-data or fewer --calib-clips")
-        eval_ids = set(spec_clips(calib).ids[i] for i in eval_rows)
+        ids = resolve(calib).with_format(None)["id"]  # the id column only: no audio decoded
+        eval_ids = {ids[i] for i in eval_rows}
     else:
         calib_rows, eval_rows, eval_ids = None, None, set()
         if eval_data in (calib, finetune_data):

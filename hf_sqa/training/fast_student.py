@@ -41,20 +41,21 @@ def fast_student_from(model_or_path) -> FastMOSForMOSRegression:
     model = load_model(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
     if isinstance(model, FastMOSForMOSRegression):
         return model
-    fields = {k: v for k, v in model.config.to_dict().items()
-              if k in ConvTransformerMOSConfig().to_dict() and k not in ("model_type", "architectures", "auto_map",
-                                                                          "transformers_version")}
-    fast = FastMOSForMOSRegression(FastMOSConfig(**fields))
+    fast = FastMOSForMOSRegression(as_fast_config(model.config))
     fast.load_state_dict(model.state_dict(), strict=True)
     return fast
 
 
+def as_fast_config(config: ConvTransformerMOSConfig) -> FastMOSConfig:
+    """The same layers (every ConvTransformer field) as a FastMOSConfig."""
+    layer_fields = set(ConvTransformerMOSConfig().to_dict()) - {"model_type", "architectures", "auto_map",
+                                                               "transformers_version"}
+    return FastMOSConfig(**{k: v for k, v in config.to_dict().items() if k in layer_fields})
+
+
 def fast_config(preset: str = "fast", **overrides) -> FastMOSConfig:
     """A FastMOSConfig with a student preset's layer sizes."""
-    fields = student_config(preset, **overrides).to_dict()
-    fields = {k: v for k, v in fields.items() if k in ConvTransformerMOSConfig().to_dict()
-              and k not in ("model_type", "architectures", "auto_map", "transformers_version")}
-    return FastMOSConfig(**fields)
+    return as_fast_config(student_config(preset, **overrides))
 
 
 def heldout_agreement(model, heldout: PackedClips, clips: int | None = None) -> dict:
