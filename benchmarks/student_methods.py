@@ -1,6 +1,8 @@
 """The methods of `make student` compared: PCC with the teacher on held-out speakers against training steps
 and CPU-hours, from each run's eval_history.jsonl (written while it trained). Prints the table of the
-README and draws runs/student/methods.png.
+README and draws runs/student/methods.png. The `refine` stage (RUNS/refined, continuing the chosen method
+on every degradation set) is drawn as that method's continuation; its evaluations pool the held-out
+clips of every set, so its curve starts below where the method's own ended.
 
     python benchmarks/student_methods.py [--runs runs/student] [--at 300]
 """
@@ -52,6 +54,24 @@ def main() -> None:
         axis.set_ylabel("PCC with the teacher, held-out speakers")
         axis.grid(alpha=0.3)
         axis.legend()
+    refined = read_history(runs / "refined" / "eval_history.jsonl")
+    recipe = runs / "refined" / "final" / "training_recipe.yaml"
+    if refined:
+        import yaml
+
+        # the chosen method's run the refinement continued (its last step and CPU time are the offsets)
+        method = (yaml.safe_load(recipe.read_text())["method"].split(",")[0] if recipe.is_file() else "pruned")
+        base = read_history(runs / method / "eval_history.jsonl")[-1]
+        extra = (prune_cpu_h if METHODS[method]["pruned_init"] else 0.0) + base["cpu_s"] / 3600
+        last = refined[-1]
+        print(f"{method + ' -> refined, every held-out set pooled':<44} | {base['step'] + last['step']:>9} "
+              f"{last['cpu_s'] / 3600 + extra:>6.2f} {last['pcc']:>6.3f} {last['srcc']:>6.3f}  "
+              f"(refine step 0: PCC {refined[0]['pcc']:.3f})")
+        label = f"{method} → refined (default + mild held-out)"
+        by_step.plot([base["step"] + h["step"] for h in refined], [h["pcc"] for h in refined], marker=".", label=label)
+        by_cpu.plot([h["cpu_s"] / 3600 + extra for h in refined], [h["pcc"] for h in refined], marker=".", label=label)
+        for axis in (by_step, by_cpu):
+            axis.legend()
     by_step.axvline(args.at, color="grey", lw=0.8, ls="--")
     figure.tight_layout()
     figure.savefig(runs / "methods.png", dpi=120)

@@ -135,14 +135,18 @@ def score_batch(
     """
     device = next(model.parameters()).device
     lengths = [len(audio.samples) for audio in audios]
-    batch = np.zeros((len(audios), max(lengths)), dtype=np.float32)
-    mask = np.zeros_like(batch, dtype=np.int64)
-    for row, audio in enumerate(audios):
-        batch[row, : lengths[row]] = audio.samples
-        mask[row, : lengths[row]] = 1
+    if len(audios) == 1:  # no padding: the clip itself, without a copy or a mask (long recordings)
+        batch, mask = torch.from_numpy(audios[0].samples)[None], None
+    else:
+        batch = torch.zeros((len(audios), max(lengths)), dtype=torch.float32)
+        mask = torch.zeros_like(batch, dtype=torch.int32)
+        for row, audio in enumerate(audios):
+            batch[row, : lengths[row]] = torch.from_numpy(audio.samples)
+            mask[row, : lengths[row]] = 1
+        mask = mask.to(device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     with torch.inference_mode(), autocast:
-        output = model(torch.from_numpy(batch).to(device), attention_mask=torch.from_numpy(mask).to(device))
+        output = model(batch.to(device), attention_mask=mask)
     return output.mos.float().cpu().numpy(), window_segments(output, lengths, model.config)
 
 

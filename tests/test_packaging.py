@@ -27,3 +27,13 @@ def test_wheel_contains_the_fast_model(tmp_path):
     assert {"model.safetensors", "config.json", "README.md", "modeling_fast_mos.py"} <= shipped
     assert {f"hf_sqa/checkpoints/hf-sqa-fast/{name}" for name in shipped} <= names
     assert "hf_sqa/model_cards/student.md" in names
+
+
+@pytest.mark.skipif(not (ROOT / "checkpoints" / "hf-sqa-fast" / "config.json").is_file(),
+                    reason="checkpoints/hf-sqa-fast is not built")
+def test_shipped_flat_code_is_the_package_code():
+    """trust_remote_code users run the checkpoint's copies: they must be what hf_sqa runs."""
+    copies = sorted((ROOT / "checkpoints" / "hf-sqa-fast").glob("*.py"))
+    assert copies
+    for copy in copies:
+        assert copy.read_text() == (ROOT / "hf_sqa" / "models" / copy.name).read_text(), copy.name

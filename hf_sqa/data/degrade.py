@@ -30,6 +30,8 @@ from .shards import check_manifest, encode_flac, shard_name, write_shard
 from .specs import resolve
 
 DEFAULT_CATALOGUE = Path(__file__).with_name("catalogue_default.yaml")
+# shipped catalogues by name (load_catalogue, --catalogue): catalogue_<name>.yaml next to this module
+CATALOGUE_NAMES = ("default", "mild")
 
 
 def stable_seed(seed: int, example_id: str) -> int:
@@ -43,6 +45,8 @@ def load_catalogue(catalogue: str | os.PathLike | dict | None) -> dict:
         catalogue = DEFAULT_CATALOGUE
     if isinstance(catalogue, dict):
         return catalogue
+    if catalogue in CATALOGUE_NAMES:
+        catalogue = Path(__file__).with_name(f"catalogue_{catalogue}.yaml")
     path = Path(catalogue)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such degradation catalogue")
@@ -95,6 +99,8 @@ class DegradationPipeline:
         chain = spec.get("chain", {})
         self.min_families = int(chain.get("min_families", 1))
         self.max_families = int(chain.get("max_families", 1))
+        # chain lengths min..max drawn uniformly, or by `count_weights` (one per length); length 0 = the clean clip
+        self.count_weights = [float(w) for w in chain.get("count_weights", [])] or None
         self.order = list(spec["order"])
         self.families: dict[str, tuple[float, list[tuple[float, object]]]] = {}
         for name, family in spec["families"].items():
@@ -117,8 +123,11 @@ class DegradationPipeline:
                 options.append((float(option.get("weight", 1.0)), transform))
             if options:
                 self.families[name] = (float(family.get("weight", 1.0)), options)
-        if not 1 <= self.min_families <= self.max_families:
-            raise ValueError(f"chain needs 1 <= min_families <= max_families, got {self.min_families}, {self.max_families}")
+        if not 0 <= self.min_families <= self.max_families:
+            raise ValueError(f"chain needs 0 <= min_families <= max_families, got {self.min_families}, {self.max_families}")
+        if self.count_weights is not None and len(self.count_weights) != self.max_families - self.min_families + 1:
+            raise ValueError(f"chain count_weights needs one weight per chain length {self.min_families}.."
+                             f"{self.max_families}, got {len(self.count_weights)}")
         if self.max_families > len(self.families):
             raise ValueError(f"max_families {self.max_families} exceeds the {len(self.families)} usable families")
 
@@ -131,7 +140,8 @@ class DegradationPipeline:
         seed = stable_seed(self.seed, example_id)
         random.seed(seed)
         np.random.seed(seed % 2**32)
-        count = random.randint(self.min_families, self.max_families)
+        lengths = range(self.min_families, self.max_families + 1)
+        count = random.choices(lengths, weights=self.count_weights)[0] if self.count_weights else random.choice(lengths)
         remaining = dict(self.families)
         chosen = set()
         for _ in range(count):  # weighted draw without replacement
@@ -161,11 +171,12 @@ DEGRADED_FEATURES = Features({"id": Value("string"), "clean_id": Value("string")
                               "degradations": Value("string")})
 
 
-def degraded_example(clean, index: int, pipeline: DegradationPipeline, corpus: str = "degraded") -> dict:
+def degraded_example(clean, index: int, pipeline: DegradationPipeline, corpus: str = "degraded",
+                     id_prefix: str = "deg") -> dict:
     """Degraded example number `index`: clean example `index % len(clean)` with the chain drawn for its id
-    ("deg-<index>"). A pure function of (pipeline seed, index), whatever worker computes it."""
+    ("<id_prefix>-<index>"). A pure function of (pipeline seed, id), whatever worker computes it."""
     source = clean[index % len(clean)]
-    example_id = f"deg-{index:09d}"
+    example_id = f"{id_prefix}-{index:09d}"
     audio, applied = pipeline.degrade(source["audio"], example_id)
     return {"id": example_id, "clean_id": source["id"], "corpus": corpus, "audio": audio,
             "degradations": json.dumps(applied)}
@@ -178,8 +189,9 @@ def _decoded_clips(spec: str | None) -> list[np.ndarray] | None:
 _WORKER: dict = {}
 
 
-def _init_worker(clean_spec, catalogue, seed, noise_spec, rir_spec):
+def _init_worker(clean_spec, catalogue, seed, noise_spec, rir_spec, id_prefix="deg"):
     _WORKER["clean"] = resolve(clean_spec)
+    _WORKER["id_prefix"] = id_prefix
     _WORKER["pipeline"] = DegradationPipeline(catalogue, seed=seed, noises=_decoded_clips(noise_spec),
                                               rirs=_decoded_clips(rir_spec))
 
@@ -188,7 +200,7 @@ def _write_degraded_shard(task) -> int:
     index, count, start, stop, path = task
     columns = {name: [] for name in ("id", "clean_id", "corpus", "degradations", "audio")}
     for k in range(start, stop):
-        example = degraded_example(_WORKER["clean"], k, _WORKER["pipeline"])
+        example = degraded_example(_WORKER["clean"], k, _WORKER["pipeline"], id_prefix=_WORKER["id_prefix"])
         example["audio"] = {"bytes": encode_flac(example["audio"]), "path": None}
         for name, value in example.items():
             columns[name].append(value)
@@ -199,8 +211,10 @@ def _write_degraded_shard(task) -> int:
 def write_degraded_shards(
     clean: str, output: str | os.PathLike, num: int, noise: str | None = None, rirs: str | None = None,
     catalogue=None, seed: int = 0, num_proc: int = 1, shard_size: int = 500, progress: bool = True,
+    id_prefix: str = "deg",
 ) -> list[Path]:
     """Write `num` degraded clips of the clean SPEC as parquet shards into `output` (a SPEC afterwards).
+    Clip ids are "<id_prefix>-<index>" (another prefix keeps sets that are trained on together apart).
 
     Shards already present are kept, so a killed run finishes when started again with the same
     arguments; a run with different arguments into the same folder is refused (manifest.json).
@@ -209,16 +223,18 @@ def write_degraded_shards(
         raise ValueError(f"num and shard_size must be positive, got {num}, {shard_size}")
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    check_manifest(output, {"clean": str(clean), "num": num, "noise": noise, "rirs": rirs, "seed": seed,
-                            "shard_size": shard_size, "catalogue": load_catalogue(catalogue)},
-                   "shards of a different degrade run")
+    settings = {"clean": str(clean), "num": num, "noise": noise, "rirs": rirs, "seed": seed,
+                "shard_size": shard_size, "catalogue": load_catalogue(catalogue)}
+    if id_prefix != "deg":  # (manifests written before prefixes existed stay valid)
+        settings["id_prefix"] = id_prefix
+    check_manifest(output, settings, "shards of a different degrade run")
     count = (num + shard_size - 1) // shard_size
     paths = [output / shard_name(i, count) for i in range(count)]
     tasks = [(i, count, i * shard_size, min(num, (i + 1) * shard_size), paths[i])
              for i in range(count) if not paths[i].is_file()]
     bar = tqdm(total=num, initial=num - sum(t[3] - t[2] for t in tasks), unit="clip", desc="degrading",
                disable=not progress)
-    init_args = (clean, catalogue, seed, noise, rirs)
+    init_args = (clean, catalogue, seed, noise, rirs, id_prefix)
     if num_proc <= 1:
         _init_worker(*init_args)
         for task in tasks:

@@ -298,3 +298,87 @@ class BandLimit(BaseWaveformTransform):
         if rate != sample_rate:
             filtered = soxr.resample(filtered, rate, sample_rate)
         return _fit_length(filtered, len(samples))
+
+
+def _mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """(n_mels, n_fft // 2 + 1) triangular filters, equally spaced on the mel scale from 0 to Nyquist."""
+    mel = lambda hz: 2595.0 * np.log10(1.0 + hz / 700.0)  # noqa: E731
+    hz = lambda m: 700.0 * (10 ** (m / 2595.0) - 1.0)  # noqa: E731
+    edges = hz(np.linspace(0.0, mel(sample_rate / 2), n_mels + 2))
+    bins = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+    low, centre, high = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (bins - low) / np.maximum(centre - low, 1e-9)
+    falling = (high - bins) / np.maximum(high - centre, 1e-9)
+    return np.clip(np.minimum(rising, falling), 0.0, None)
+
+
+class VocoderResynthesis(BaseWaveformTransform):
+    """Speech rebuilt from a coarse spectral envelope, as a very-low-bitrate (neural or parametric) codec
+    does: the STFT magnitude is reduced to `n_mels` mel bands, quantised in steps of `step_db`, spread back
+    to linear frequency, and a waveform is found for it by Griffin-Lim (`iterations`) starting from the
+    input's phase disturbed by uniform noise of +- `phase_noise` radians (pi: random phase). Fewer bands,
+    coarser steps and more phase noise give buzzier, more smeared, phasier speech. The output has the
+    input's RMS level."""
+
+    N_FFT, HOP = 512, 128
+
+    def __init__(self, min_mels: int = 16, max_mels: int = 80, min_step_db: float = 0.0, max_step_db: float = 6.0,
+                 min_iterations: int = 2, max_iterations: int = 32, min_phase_noise: float = 0.0,
+                 max_phase_noise: float = np.pi, p: float = 0.5):
+        super().__init__(p)
+        if not 1 <= min_mels <= max_mels or not 0 <= min_step_db <= max_step_db or not 1 <= min_iterations <= max_iterations:
+            raise ValueError("VocoderResynthesis needs 1 <= min_mels <= max_mels, 0 <= min_step_db <= max_step_db "
+                             "and 1 <= min_iterations <= max_iterations")
+        self.min_mels, self.max_mels = min_mels, max_mels
+        self.min_step_db, self.max_step_db = min_step_db, max_step_db
+        self.min_iterations, self.max_iterations = min_iterations, max_iterations
+        self.min_phase_noise, self.max_phase_noise = min_phase_noise, max_phase_noise
+
+    def randomize_parameters(self, samples, sample_rate):
+        super().randomize_parameters(samples, sample_rate)
+        if self.parameters["should_apply"]:
+            self.parameters.update(n_mels=random.randint(self.min_mels, self.max_mels),
+                                   step_db=random.uniform(self.min_step_db, self.max_step_db),
+                                   iterations=random.randint(self.min_iterations, self.max_iterations),
+                                   phase_noise=random.uniform(self.min_phase_noise, self.max_phase_noise),
+                                   phase_seed=random.randrange(2**31))
+
+    def _frames(self, samples: np.ndarray) -> np.ndarray:
+        """(frames, N_FFT) Hann-windowed frames every HOP samples of the zero-padded signal."""
+        padded = np.pad(samples, (self.N_FFT, self.N_FFT + self.HOP))
+        count = (len(padded) - self.N_FFT) // self.HOP + 1
+        frames = np.lib.stride_tricks.sliding_window_view(padded, self.N_FFT)[:: self.HOP][:count]
+        return frames * np.hanning(self.N_FFT)
+
+    def _overlap_add(self, spectra: np.ndarray, length: int) -> np.ndarray:
+        """Inverse of `_frames` (weighted overlap-add), cut to `length` samples."""
+        window = np.hanning(self.N_FFT)
+        frames = np.fft.irfft(spectra, n=self.N_FFT, axis=1) * window
+        size = (len(frames) - 1) * self.HOP + self.N_FFT
+        signal, weight = np.zeros(size), np.zeros(size)
+        for k, frame in enumerate(frames):
+            signal[k * self.HOP : k * self.HOP + self.N_FFT] += frame
+            weight[k * self.HOP : k * self.HOP + self.N_FFT] += window**2
+        return (signal / np.maximum(weight, 1e-8))[self.N_FFT : self.N_FFT + length]
+
+    def apply(self, samples, sample_rate):
+        original = np.fft.rfft(self._frames(samples.astype(np.float64)), axis=1)  # (frames, bins)
+        magnitude = np.abs(original)
+        bank = _mel_filterbank(sample_rate, self.N_FFT, self.parameters["n_mels"])
+        mel_db = 20 * np.log10(magnitude @ bank.T + 1e-6)  # (frames, n_mels)
+        step = self.parameters["step_db"]
+        if step > 0:
+            mel_db = np.round(mel_db / step) * step
+        # back to linear frequency: each bin from the bands that cover it, weighted by their filters
+        spread = bank / np.maximum(bank.sum(axis=0, keepdims=True), 1e-9)
+        coarse = (10 ** (mel_db / 20) / np.maximum(bank.sum(axis=1), 1e-9)) @ spread
+        noise = self.parameters["phase_noise"]
+        phase = np.angle(original) + np.random.default_rng(self.parameters["phase_seed"]).uniform(-noise, noise, coarse.shape)
+        spectra = coarse * np.exp(1j * phase)
+        for _ in range(self.parameters["iterations"]):  # Griffin-Lim
+            signal = self._overlap_add(spectra, len(samples))
+            rebuilt = np.fft.rfft(self._frames(signal), axis=1)
+            spectra = coarse * np.exp(1j * np.angle(rebuilt))
+        out = self._overlap_add(spectra, len(samples))
+        out *= _rms(samples) / max(_rms(out), 1e-9)
+        return out.astype(np.float32)

@@ -239,16 +239,26 @@ def card_sections(facts: CheckpointFacts, rows: list[dict], repo_id: str, speed_
 
     training = ["Not recorded with this checkpoint (no training_recipe.yaml)."]
     if facts.training and "distinct_clips" in facts.training:  # a fast student (training.fast_student)
-        recipe = facts.training
-        training = [
-            f"- Teacher: `{recipe['teacher']}` (its clip and per-window scores of degraded speech, labelled offline)",
-            f"- Method: {recipe.get('method', 'n/a')}; initialised from {recipe['init']}",
-            f"- Data: `{recipe['train_data']}` — {recipe['distinct_clips']:,} distinct degraded clips, "
-            f"{recipe['distinct_audio_hours']:.1f} h; {recipe['audio_hours_seen']:.1f} h of audio seen in training",
-            f"- Steps: {recipe['steps']}, batch {recipe['batch_size']}, learning rate {recipe['learning_rate']}, "
-            f"dense window-target weight {recipe['dense_weight']}, CPU-hours {recipe.get('cpu_hours')}",
-            f"- Agreement with the teacher on held-out speakers (PCC): {recipe.get('heldout_pcc')}",
-        ]
+        stages = [facts.training]  # this run, then the run it started from (init_recipe), ...
+        while isinstance(stages[-1].get("init_recipe"), dict):
+            stages.append(stages[-1]["init_recipe"])
+        training = [f"- Teacher: `{stages[0]['teacher']}` (its clip and per-window scores of degraded speech, "
+                    "labelled offline)"]
+        for number, recipe in enumerate(reversed(stages), 1):
+            prefix = f"- Stage {number}: " if len(stages) > 1 else "- "
+            training += [
+                f"{prefix}method {recipe.get('method', 'n/a')}; initialised from {recipe['init']}; data "
+                f"`{recipe['train_data']}` — {recipe['distinct_clips']:,} distinct clips, "
+                f"{recipe['distinct_audio_hours']:.1f} h; {recipe['audio_hours_seen']:.1f} h of audio seen; "
+                f"{recipe['steps']} steps, batch {recipe['batch_size']}, learning rate {recipe['learning_rate']}, "
+                f"dense window-target weight {recipe['dense_weight']}, CPU-hours {recipe.get('cpu_hours')}",
+            ]
+        if len(stages) > 1:
+            training.append(f"- In all: {sum(r['steps'] for r in stages)} steps, "
+                            f"{sum(r['audio_hours_seen'] for r in stages):.1f} h of audio seen, "
+                            f"{sum(r.get('cpu_hours') or 0 for r in stages):.2f} CPU-hours")
+        training.append(f"- Agreement with the teacher on held-out speakers (PCC, last evaluation of training): "
+                        f"{stages[0].get('heldout_pcc')}")
     elif facts.training:
         recipe = facts.training
         data = [*recipe.get("labelled", []), *([recipe["unlabelled"]] if recipe.get("unlabelled") else [])]

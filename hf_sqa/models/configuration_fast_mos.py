@@ -19,15 +19,16 @@ class FastMOSConfig(ConvTransformerMOSConfig):
 
     Defaults are the `fast` preset's sizes (`conv_channels`, head) — see `STUDENT_PRESETS`.
 
-    frontend_chunk_frames (`int`, defaults to 3000):
-        Output frames (60 s at 20 ms) per front-end chunk; bounds the conv activations' memory.
+    frontend_chunk_frames (`int`, defaults to 500):
+        Output frames (10 s at 20 ms) per front-end chunk; bounds the conv activations' memory (with
+        60 s chunks they were a few hundred MB of a long recording's peak RSS).
     level_normalization (`str`, defaults to `"peak"`):
         `"peak"`: divide the clip by its peak absolute sample (scores do not depend on gain).
     """
 
     model_type = "fast_mos"
 
-    frontend_chunk_frames: int = 3000
+    frontend_chunk_frames: int = 500
     level_normalization: str = "peak"
 
     def __post_init__(self, **kwargs):

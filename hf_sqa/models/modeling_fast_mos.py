@@ -11,6 +11,8 @@ zero-padded windows for short clips).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 from .configuration_fast_mos import FastMOSConfig
@@ -32,12 +34,24 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
     config_class = FastMOSConfig
     config: FastMOSConfig
 
-    def clip_features(self, samples: torch.Tensor) -> torch.Tensor:
-        """One level-normalised clip (T,) -> conv features (L, C * F), L = config.output_frames(T).
+    def clip_features(self, samples: torch.Tensor, level: torch.Tensor | float = 1.0) -> torch.Tensor:
+        """One clip (T,) / level -> conv features (L, C * F), L = config.output_frames(T)."""
+        return torch.cat([piece for _, piece in self.clip_feature_chunks(samples, level)])
 
-        Chunks of `frontend_chunk_frames` output frames; each chunk's conv input extends by the receptive
-        margin beyond its edges (cut at the clip's ends, where the conv's zero padding is what the whole-clip
-        computation sees too), so the result equals one pass over the whole clip.
+    def clip_level(self, samples: torch.Tensor) -> torch.Tensor:
+        """What a clip (T,) is divided by before the front end (level_normalization "peak")."""
+        low, high = torch.aminmax(samples)  # without an abs() copy of a long clip
+        return torch.maximum(-low, high) + 1e-8
+
+    def clip_feature_chunks(self, samples: torch.Tensor, level: torch.Tensor | float = 1.0
+                            ) -> Iterator[tuple[int, torch.Tensor]]:
+        """One clip (T,), divided by `level` chunk by chunk (no normalised copy of a long clip) -> (first
+        frame, conv features (l, C * F)) of each chunk of `frontend_chunk_frames` output frames, in time
+        order.
+
+        Each chunk's conv input extends by the receptive margin beyond its edges (cut at the clip's ends,
+        where the conv's zero padding is what the whole-clip computation sees too), so the chunks together
+        equal one pass over the whole clip.
         """
         cfg = self.config
         frontend = self.frontend
@@ -46,17 +60,15 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
         total_out = cfg.output_frames(samples.shape[0])
         if total_stft < 1:
             raise ValueError(f"a clip of {samples.shape[0]} samples is shorter than one STFT frame")
-        pieces = []
         for first in range(0, total_out, cfg.frontend_chunk_frames):
             last = min(first + cfg.frontend_chunk_frames, total_out)
             lo = max(0, first * stride - margin)  # a multiple of stride: output k sits at input lo + k * stride
             hi = min(total_stft, last * stride + margin)
             padded = reflect_padded_slice(samples, frontend.edge_padding, lo * cfg.stft_hop_length,
-                                          (hi - 1) * cfg.stft_hop_length + cfg.stft_n_fft)
+                                          (hi - 1) * cfg.stft_hop_length + cfg.stft_n_fft) / level
             features = frontend.conv_stack(frontend.spectrum_of_padded(padded[None]))  # (1, C, F, t)
             offset = lo // stride
-            pieces.append(frontend.frames(features)[0, first - offset : last - offset])
-        return torch.cat(pieces)
+            yield first, frontend.frames(features)[0, first - offset : last - offset]
 
     def window_frames(self, num_samples: int) -> list[tuple[int, int, int]]:
         """(sample start, first frame, frame count) of each window of a clip: the windowing rule's starts,
@@ -77,14 +89,28 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
         window, its start sample), all (num_windows,).
 
         input_values: (batch, time) padded; lengths: (batch,) real samples per clip
+
+        Inference (eval mode, no gradients) streams each clip: BatchNorm then applies fixed statistics frame
+        by frame, so a window is scored as soon as the front end has reached its end and only the frames
+        of windows still to come are kept (memory bounded by a front-end chunk plus a window, whatever the
+        clip's length). Training normalises with the statistics of the batch's frames, so it needs them all.
         """
         device = input_values.device
         lengths = lengths.tolist()
+        if not self.training and not torch.is_grad_enabled():
+            item_index, starts, scores = [], [], []
+            for item, length in enumerate(lengths):
+                clip_starts, clip_scores = self._stream_clip(input_values[item, :length])
+                item_index += [item] * len(clip_starts)
+                starts += clip_starts
+                scores.append(clip_scores)
+            return (torch.cat(scores), torch.tensor(item_index, device=device),
+                    torch.tensor(starts, device=device))
         # front end per clip (no padding computed), then one BatchNorm over every frame of the batch
         features = []
         for item, length in enumerate(lengths):
             clip = input_values[item, :length]
-            features.append(self.clip_features(clip / (clip.abs().amax() + 1e-8)))
+            features.append(self.clip_features(clip, self.clip_level(clip)))
         frame_counts = [f.shape[0] for f in features]
         features = self.feature_norm(torch.cat(features).T[None])[0].T.split(frame_counts)  # (frames, C * F) each
 
@@ -106,3 +132,29 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
         scores = torch.cat(scores)
         window_mos = scores.new_empty(len(starts)).index_put((torch.tensor(rows, device=device),), scores)
         return window_mos, torch.tensor(item_index, device=device), torch.tensor(starts, device=device)
+
+    def _stream_clip(self, clip: torch.Tensor) -> tuple[list[int], torch.Tensor]:
+        """(start samples, window MOS (windows,)) of one clip (T,), windows scored as the front end reaches
+        their ends (inference only: BatchNorm with its running statistics)."""
+        windows = self.window_frames(clip.shape[0])  # (start, first frame, count), starts ascending
+        chunk = self.windows_per_forward(clip.device)
+        scores: list[torch.Tensor | None] = [None] * len(windows)
+        pending = list(range(len(windows)))
+        kept, kept_first = [], 0  # normalised frames from frame `kept_first` on, (l, C * F) pieces
+        for first, piece in self.clip_feature_chunks(clip, self.clip_level(clip)):
+            kept.append(self.feature_norm(piece.T[None])[0].T)
+            frames = torch.cat(kept)
+            reached = first + piece.shape[0]
+            ready = [k for k in pending if windows[k][1] + windows[k][2] <= reached]
+            for count in sorted({windows[k][2] for k in ready}):
+                same = [k for k in ready if windows[k][2] == count]
+                for i in range(0, len(same), chunk):
+                    part = same[i : i + chunk]
+                    batch = torch.stack([frames[windows[k][1] - kept_first : windows[k][1] - kept_first + count]
+                                         for k in part])
+                    for k, value in zip(part, self.head(batch)):
+                        scores[k] = value
+            pending = [k for k in pending if scores[k] is None]
+            keep_from = min((windows[k][1] for k in pending), default=reached)
+            kept, kept_first = [frames[keep_from - kept_first :]], keep_from
+        return [start for start, _, _ in windows], torch.stack(scores)

@@ -112,9 +112,13 @@ def read_history(path: Path) -> list[dict]:
     return [by_step[k] for k in sorted(by_step)]
 
 
+def _names(folders) -> str | list[str]:
+    return str(folders) if isinstance(folders, (str, os.PathLike)) else [str(f) for f in folders]
+
+
 def train_fast_student(
-    train: str | os.PathLike,
-    heldout: str | os.PathLike,
+    train: str | os.PathLike | list,
+    heldout: str | os.PathLike | list,
     output_dir: str | os.PathLike,
     init: str | None = None,
     preset: str = "fast",
@@ -130,8 +134,8 @@ def train_fast_student(
     resume: bool = True,
     description: dict | None = None,
 ) -> Path:
-    """Train a fast student on packed set `train`, evaluating on packed set `heldout`; returns
-    OUTPUT/final (with training_recipe.yaml)."""
+    """Train a fast student on packed set(s) `train`, evaluating on packed set(s) `heldout` (a folder or a
+    list, see PackedClips); returns OUTPUT/final (with training_recipe.yaml)."""
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     final = output / "final"
@@ -170,14 +174,16 @@ def train_fast_student(
     trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
     history = read_history(output / "eval_history.jsonl")
     recipe = {
-        "teacher": "distillmos", "init": init or f"random ({preset})", "train_data": str(train),
-        "heldout_data": str(heldout), "steps": max_steps, "batch_size": batch_size,
+        "teacher": "distillmos", "init": init or f"random ({preset})", "train_data": _names(train),
+        "heldout_data": _names(heldout), "steps": max_steps, "batch_size": batch_size,
         "learning_rate": learning_rate, "bf16": bf16, "dense_weight": dense_weight, "freeze_batchnorm": freeze_batchnorm,
         "distinct_clips": len(data), "distinct_audio_hours": round(data.seconds() / 3600, 3),
         "audio_hours_seen": round(max_steps * seconds_per_step / 3600, 2),
         "cpu_hours": round(history[-1]["cpu_s"] / 3600, 3) if history else None,
         "heldout_pcc": history[-1]["pcc"] if history else None, **(description or {}),
     }
+    if init and (Path(init) / "training_recipe.yaml").is_file():  # the run this one continues
+        recipe["init_recipe"] = yaml.safe_load((Path(init) / "training_recipe.yaml").read_text())
     partial = output / "final.partial"
     model.save_pretrained(partial)
     (partial / "training_recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))

@@ -62,27 +62,41 @@ def pack_labelled(spec: str, output: str | os.PathLike, num_proc: int = 2) -> Pa
 
 
 class PackedClips(torch.utils.data.Dataset):
-    """A packed set as a map-style dataset: {"audio" (T,) float32, "teacher_mos", "teacher_window_mos" (W,)}."""
+    """One packed set, or several trained on together (a list of folders, clips in the order given), as a
+    map-style dataset: {"audio" (T,) float32, "teacher_mos", "teacher_window_mos" (W,)}. `limit` keeps the
+    first clips of the whole."""
 
-    def __init__(self, folder: str | os.PathLike, limit: int | None = None):
-        folder = Path(folder)
-        index = np.load(folder / "index.npz")
-        self.audio = np.load(folder / "audio.npy", mmap_mode="r")
-        self.offsets = index["offsets"]
-        self.teacher_mos = index["teacher_mos"]
-        self.window_offsets = index["window_offsets"]
-        self.teacher_window_mos = index["teacher_window_mos"]
-        self.ids = index["ids"]
+    def __init__(self, folders: str | os.PathLike | list, limit: int | None = None):
+        folders = [folders] if isinstance(folders, (str, os.PathLike)) else list(folders)
+        if not folders:
+            raise ValueError("PackedClips needs at least one packed folder")
+        self.audio_parts, parts = [], []
+        for number, folder in enumerate(map(Path, folders)):
+            if not (folder / "index.npz").is_file():
+                raise FileNotFoundError(f"{folder}: not a packed set (no index.npz; see pack_labelled)")
+            parts.append(dict(np.load(folder / "index.npz")))
+            self.audio_parts.append(np.load(folder / "audio.npy", mmap_mode="r"))
+        # per clip: its part and its sample range there; window labels re-based onto one array
+        self.part_of = np.concatenate([np.full(len(p["teacher_mos"]), n) for n, p in enumerate(parts)])
+        self.starts = np.concatenate([p["offsets"][:-1] for p in parts])
+        self.ends = np.concatenate([p["offsets"][1:] for p in parts])
+        self.teacher_mos = np.concatenate([p["teacher_mos"] for p in parts])
+        self.teacher_window_mos = np.concatenate([p["teacher_window_mos"] for p in parts])
+        window_base = np.cumsum([0] + [len(p["teacher_window_mos"]) for p in parts])
+        self.window_offsets = np.concatenate(
+            [p["window_offsets"][:-1] + base for p, base in zip(parts, window_base)] + [window_base[-1:]])
+        self.ids = np.concatenate([p["ids"] for p in parts])
         self.size = len(self.teacher_mos) if limit is None else min(limit, len(self.teacher_mos))
 
     def __len__(self) -> int:
         return self.size
 
     def seconds(self) -> float:
-        return float(self.offsets[self.size]) / 16000
+        return float((self.ends[: self.size] - self.starts[: self.size]).sum()) / 16000
 
     def clip(self, k: int) -> np.ndarray:
-        return self.audio[self.offsets[k] : self.offsets[k + 1]].astype(np.float32) / 32767.0
+        audio = self.audio_parts[self.part_of[k]]
+        return audio[self.starts[k] : self.ends[k]].astype(np.float32) / 32767.0
 
     def __getitem__(self, k: int) -> dict:
         return {

@@ -102,6 +102,46 @@ def test_codecs(clean):
         assert 15 < _snr_db(clean, g711) < 45  # 8-bit companding at 8 kHz: band limit + quantisation
 
 
+def _log_spectral_distance_db(a, b):
+    """RMS over frames and bins of the difference of 512-point log power spectra (dB)."""
+    from scipy.signal import stft
+
+    _, _, sa = stft(a, nperseg=512)
+    _, _, sb = stft(b, nperseg=512)
+    return float(np.sqrt(np.mean((10 * np.log10(np.abs(sa) ** 2 + 1e-10) - 10 * np.log10(np.abs(sb) ** 2 + 1e-10)) ** 2)))
+
+
+def test_vocoder_resynthesis_keeps_the_envelope_and_loses_detail_as_drawn(clean):
+    fine = dict(n_mels=256, step_db=0.0, iterations=8, phase_noise=0.0, phase_seed=1)
+    coarse = dict(n_mels=16, step_db=6.0, iterations=8, phase_noise=np.pi, phase_seed=1)
+    outputs = {name: _apply(T.VocoderResynthesis(p=1.0), clean, **params)
+               for name, params in (("fine", fine), ("coarse", coarse))}
+    for out in outputs.values():
+        assert out.shape == clean.shape and out.dtype == np.float32 and np.isfinite(out).all()
+        assert np.sqrt(np.mean(out**2)) == pytest.approx(np.sqrt(np.mean(clean**2)), rel=1e-3)  # level kept
+    fine_lsd, coarse_lsd = (_log_spectral_distance_db(clean, outputs[k]) for k in ("fine", "coarse"))
+    assert coarse_lsd > fine_lsd + 2  # fewer bands, coarse steps, random phase: further from the input
+    assert np.corrcoef(outputs["fine"], clean)[0, 1] > 0.5  # the input's phase kept: still aligned
+    assert abs(np.corrcoef(outputs["coarse"], clean)[0, 1]) < 0.5
+    again = _apply(T.VocoderResynthesis(p=1.0), clean, **coarse)
+    assert np.array_equal(again, outputs["coarse"])  # a function of its drawn parameters
+    with pytest.raises(ValueError, match="min_mels <= max_mels"):
+        T.VocoderResynthesis(min_mels=40, max_mels=20)
+
+
+def test_mild_catalogue_keeps_some_clips_clean_and_the_rest_light(clean):
+    pipeline = DegradationPipeline("mild", seed=0, noises=[speech_like(1.0, seed=2)])
+    lengths = []
+    for i in range(120):
+        audio, applied = pipeline.degrade(clean[: RATE], f"m{i}")
+        lengths.append(len(applied))
+        if not applied:
+            assert np.array_equal(audio, clean[: RATE])  # chain length 0: the clean clip itself
+    counts = np.bincount(lengths, minlength=3)
+    assert len(counts) == 3  # at most two families
+    assert 0.12 < counts[0] / 120 < 0.4 and counts[1] > counts[2] > 0  # count_weights 1 : 2 : 1
+
+
 def test_reverberation_decays_at_the_drawn_rt60():
     impulse = np.zeros(2 * RATE, np.float32)
     impulse[0] = 1.0
@@ -163,6 +203,8 @@ def test_identical_output_whatever_the_number_of_workers():
         (lambda c: c["order"].remove("noise"), "'noise' is missing from 'order'"),
         (lambda c: c["families"]["eq"]["options"][0]["params"].update(speed=2), "SevenBandParametricEQ in 'eq'"),
         (lambda c: c["chain"].update(max_families=50), "exceeds the"),
+        (lambda c: c["chain"].update(count_weights=[1, 1]), "one weight per chain length 1..3"),
+        (lambda c: c["chain"].update(min_families=-1), "0 <= min_families"),
     ],
 )
 def test_bad_catalogues_are_refused(change, message):
@@ -206,12 +248,13 @@ def test_espeak_synthesis_is_random_but_reproducible():
     assert first.dtype == np.float32 and 1.0 < len(first) / RATE < 20 and np.abs(first).max() > 0.05
 
 
+@pytest.mark.parametrize("catalogue", ["default", "mild"])
 @pytest.mark.parametrize("length", [32370, 4007, 16001])  # 32370, 4007: int(n / sr * sr) == n - 1
-def test_every_option_keeps_the_clip_length(length):
+def test_every_option_keeps_the_clip_length(length, catalogue):
     import random
 
     clip = speech_like(3.0, seed=1)[:length]
-    pipeline = DegradationPipeline(seed=0, noises=[speech_like(1.0, seed=2)])
+    pipeline = DegradationPipeline(catalogue, seed=0, noises=[speech_like(1.0, seed=2)])
     for family, (_, options) in pipeline.families.items():
         for _, transform in options:
             random.seed(length)

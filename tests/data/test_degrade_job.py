@@ -1,10 +1,12 @@
+import json
+
 import numpy as np
 import pytest
 from datasets import Audio, load_dataset
 
 from hf_sqa.cli import main
 from hf_sqa.data import resolve
-from hf_sqa.data.degrade import DegradationPipeline, degraded_stream, write_degraded_shards
+from hf_sqa.data.degrade import DegradationPipeline, degraded_stream, load_catalogue, write_degraded_shards
 from hf_sqa.testing import synthetic_speech, write_clip
 
 
@@ -59,6 +61,19 @@ def test_resume_rewrites_only_missing_shards_and_refuses_other_arguments(clean_f
     assert all(np.array_equal(after[k]["audio"], before[k]["audio"]) for k in before)
     with pytest.raises(ValueError, match="holds shards of a different degrade run"):
         write_degraded_shards(str(clean_folder), out, num=9, shard_size=3, seed=2, progress=False)
+
+
+def test_id_prefix_and_named_catalogue(clean_folder, tmp_path):
+    """Sets trained on together get distinct ids; a shipped catalogue is chosen by name."""
+    assert main(["degrade", "--clean", str(clean_folder), "--num", "4", "--seed", "3", "--catalogue", "mild",
+                 "--output", str(tmp_path / "mild"), "--quiet"]) == 0
+    write_degraded_shards(str(clean_folder), tmp_path / "prefixed", num=4, seed=3, catalogue="mild",
+                          id_prefix="mild", progress=False)
+    plain, prefixed = _rows(tmp_path / "mild"), _rows(tmp_path / "prefixed")
+    assert sorted(prefixed) == [f"mild-{k:09d}" for k in range(4)]
+    assert sorted(plain) == [f"deg-{k:09d}" for k in range(4)]
+    assert all(json.loads(row["degradations"]) == [] or all(e["family"] in load_catalogue("mild")["families"]
+               for e in json.loads(row["degradations"])) for row in prefixed.values())
 
 
 def test_stream_yields_the_clips_the_shards_hold(clean_folder, tmp_path):

@@ -63,6 +63,34 @@ def test_clip_scores_the_same_alone_and_in_a_padded_batch(model):
         assert torch.allclose(together.window_mos[row, :count], single.window_mos[0], atol=1e-6)
 
 
+@pytest.mark.parametrize("chunk", [5, 64, 10**6])
+def test_streamed_inference_equals_scoring_all_frames_at_once(model, chunk):
+    """Inference streams each clip (windows scored as the front end reaches them, earlier frames dropped);
+    with gradients on, the same eval-mode model takes the path that keeps every frame."""
+    clips = [synthetic_speech(s, seed=i) for i, s in enumerate((0.4, 7.0, 9.5, 31.0))]
+    with torch.no_grad():  # a head that reacts to its input, and BatchNorm statistics of these clips
+        for p in model.head.parameters():
+            p.normal_(0, 0.3)
+        model.train()
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.reset_running_stats()
+                module.momentum = None  # cumulative average
+        for clip in clips:
+            model(torch.from_numpy(clip))
+        model.eval()
+    model.config.frontend_chunk_frames = chunk
+    for clip in clips:
+        with torch.no_grad():
+            streamed = model(torch.from_numpy(clip))
+        everything = model(torch.from_numpy(clip))
+        assert everything.window_mos.requires_grad  # really the other path
+        assert torch.equal(streamed.window_starts, everything.window_starts)
+        assert torch.allclose(streamed.window_mos, everything.window_mos.detach(), atol=1e-5)
+        assert torch.allclose(streamed.mos, everything.mos.detach(), atol=1e-5)
+    assert streamed.window_mos.std() > 1e-2  # windows of the long clip differ: the comparison has teeth
+
+
 def test_windows_follow_the_teachers_rule_so_dense_labels_line_up(model):
     cfg = model.config
     for seconds in (0.5, 7.68, 7.7, 10.0, 31.3):

@@ -47,12 +47,23 @@ def test_make_student_smoke_run_resumes_and_ships(small_teacher, tmp_path):
     pipeline = StudentPipeline(
         work=str(tmp_path / "work"), runs=str(tmp_path / "runs"), teacher=str(small_teacher),
         clean=str(_clean_folders(tmp_path / "clean")), noise=None, train_draws=2, heldout_draws=2, preset="tiny",
-        batch_size=4, compare_steps=2, final_steps=3, eval_steps=1, eval_clips=8, prune_steps=1,
-        prune_finetune_steps=1, human_data=None, ship_to=str(tmp_path / "shipped"), ship_window_max_hop=32000,
+        mild_train_draws=1, mild_heldout_draws=1, batch_size=4, compare_steps=2, final_steps=3, refine_steps=2,
+        eval_steps=1, eval_clips=12, prune_steps=1, prune_finetune_steps=1, human_data=None,
+        ship_to=str(tmp_path / "shipped"), ship_window_max_hop=32000,
     )
-    pipeline.run(["degrade", "label", "pack", "prune", "train", "ship"])
-    train = PackedClips(tmp_path / "work" / "packed" / "train")
+    stages = ["degrade", "label", "pack", "prune", "train", "refine", "ship"]
+    pipeline.run(stages)
+    packed = tmp_path / "work" / "packed"
+    train = PackedClips(packed / "train")
     assert len(train) == 12 and train.teacher_mos.min() >= 1 and train.teacher_mos.max() <= 5
+    mild = PackedClips(packed / "train-mild")
+    assert len(mild) == 6 and all(i.startswith("mild-") for i in mild.ids)
+    both = PackedClips([packed / "train", packed / "train-mild"])  # what the refine stage trains on
+    assert len(both) == 18 and both.seconds() == pytest.approx(train.seconds() + mild.seconds())
+    for k in (0, 11, 12, 17):
+        part, local = (train, k) if k < 12 else (mild, k - 12)
+        assert np.array_equal(both.clip(k), part.clip(local)) and both.ids[k] == part.ids[local]
+        assert np.array_equal(both[k]["teacher_window_mos"], part[local]["teacher_window_mos"])
     for method, steps in (("scratch", 2), ("dense", 2), ("pruned", 3)):  # pruned runs the long schedule
         history = read_history(tmp_path / "runs" / method / "eval_history.jsonl")
         assert [h["step"] for h in history] == list(range(steps + 1))
@@ -62,23 +73,29 @@ def test_make_student_smoke_run_resumes_and_ships(small_teacher, tmp_path):
     pruned = json.loads((tmp_path / "runs" / "pruned-init" / "pruning_report.json").read_text())
     assert pruned["after"]["structure"]["frontend.convs.0"] == student_config("tiny").conv_channels[0]
     method = pipeline.chosen_method()
-    trained = tmp_path / "runs" / (method if method == "pruned" else "final") / "final"
+    stage_one = tmp_path / "runs" / (method if method == "pruned" else "final") / "final"
+    refined = tmp_path / "runs" / "refined"
+    assert [h["step"] for h in read_history(refined / "eval_history.jsonl")] == [0, 1, 2]
     shipped = tmp_path / "shipped"
     model = FastMOSForMOSRegression.from_pretrained(shipped)
     assert model.config.window_max_hop == 32000  # the shipped scoring rule
     recipe = yaml.safe_load((shipped / "training_recipe.yaml").read_text())
-    assert recipe["steps"] == 3 and recipe["method"] == method and recipe["shipped_window_max_hop"] == 32000
-    assert recipe["distinct_clips"] == 12 and recipe["audio_hours_seen"] > 0
-    for name, tensor in FastMOSForMOSRegression.from_pretrained(trained).state_dict().items():
+    assert recipe["steps"] == 2 and recipe["method"].startswith(method) and recipe["shipped_window_max_hop"] == 32000
+    assert recipe["init"] == str(stage_one) and len(recipe["train_data"]) == 2
+    assert recipe["distinct_clips"] == 18 and recipe["audio_hours_seen"] > 0
+    for name, tensor in FastMOSForMOSRegression.from_pretrained(refined / "final").state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor)
     card = (shipped / "README.md").read_text()
-    assert "12 distinct degraded clips" in card and "heldout-speakers-degraded" in card
+    assert f"Stage 1: method {method}" in card and "12 distinct clips" in card  # the run it continued
+    assert "Stage 2: " in card and "18 distinct clips" in card and "In all: 5 steps" in card
+    assert "heldout-speakers-degraded" in card and "heldout-speakers-mild" in card
     report = json.loads((shipped / "eval_report.json").read_text())
     assert report["heldout-speakers-degraded"][str(shipped)]["n"] == 8
+    assert report["heldout-speakers-mild"][str(shipped)]["n"] == 4
     assert parameter_count(model) < parameter_count(ConvTransformerForMOSRegression(student_config("small")))
     # a rerun finds every stage done: nothing is labelled or trained again
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "work" / "labelled").rglob("*.parquet")}
-    pipeline.run(["degrade", "label", "pack", "prune", "train", "ship"])
+    pipeline.run(stages)
     assert stamps == {p: p.stat().st_mtime_ns for p in (tmp_path / "work" / "labelled").rglob("*.parquet")}
 
 
