@@ -114,30 +114,35 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
         frame_counts = [f.shape[0] for f in features]
         features = self.feature_norm(torch.cat(features).T[None])[0].T.split(frame_counts)  # (frames, C * F) each
 
-        # windows of equal frame count go through the head together
-        item_index, starts, groups = [], [], {}
+        item_index, starts, windows = [], [], []
         for item, length in enumerate(lengths):
             for start, first, count in self.window_frames(length):
-                groups.setdefault(count, []).append((len(starts), item, first))
+                windows.append(features[item][first : first + count])
                 item_index.append(item)
                 starts.append(start)
-        chunk = self.windows_per_forward(device)
+        window_mos = self._head_by_length(windows)
+        return window_mos, torch.tensor(item_index, device=device), torch.tensor(starts, device=device)
+
+    def _head_by_length(self, windows: list[torch.Tensor]) -> torch.Tensor:
+        """Window MOS (n,) of n windows' frames ((count, C * F) each), in their order: windows of equal frame
+        count go through the head together, `windows_per_forward` at a time."""
+        groups: dict[int, list[int]] = {}
+        for row, frames in enumerate(windows):
+            groups.setdefault(frames.shape[0], []).append(row)
+        chunk = self.windows_per_forward(windows[0].device)
         rows, scores = [], []
-        for count, members in groups.items():
+        for members in groups.values():
             for i in range(0, len(members), chunk):
                 part = members[i : i + chunk]
-                windows = torch.stack([features[item][first : first + count] for _, item, first in part])
-                rows.extend(row for row, _, _ in part)
-                scores.append(self.head(windows))
+                rows.extend(part)
+                scores.append(self.head(torch.stack([windows[row] for row in part])))
         scores = torch.cat(scores)
-        window_mos = scores.new_empty(len(starts)).index_put((torch.tensor(rows, device=device),), scores)
-        return window_mos, torch.tensor(item_index, device=device), torch.tensor(starts, device=device)
+        return scores.new_empty(len(windows)).index_put((torch.tensor(rows, device=scores.device),), scores)
 
     def _stream_clip(self, clip: torch.Tensor) -> tuple[list[int], torch.Tensor]:
         """(start samples, window MOS (windows,)) of one clip (T,), windows scored as the front end reaches
         their ends (inference only: BatchNorm with its running statistics)."""
         windows = self.window_frames(clip.shape[0])  # (start, first frame, count), starts ascending
-        chunk = self.windows_per_forward(clip.device)
         scores: list[torch.Tensor | None] = [None] * len(windows)
         pending = list(range(len(windows)))
         kept, kept_first = [], 0  # normalised frames from frame `kept_first` on, (l, C * F) pieces
@@ -146,14 +151,11 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
             frames = torch.cat(kept)
             reached = first + piece.shape[0]
             ready = [k for k in pending if windows[k][1] + windows[k][2] <= reached]
-            for count in sorted({windows[k][2] for k in ready}):
-                same = [k for k in ready if windows[k][2] == count]
-                for i in range(0, len(same), chunk):
-                    part = same[i : i + chunk]
-                    batch = torch.stack([frames[windows[k][1] - kept_first : windows[k][1] - kept_first + count]
-                                         for k in part])
-                    for k, value in zip(part, self.head(batch)):
-                        scores[k] = value
+            if ready:
+                offsets = [(windows[k][1] - kept_first, windows[k][2]) for k in ready]  # (first, count) in `frames`
+                values = self._head_by_length([frames[at : at + count] for at, count in offsets])
+                for k, value in zip(ready, values):
+                    scores[k] = value
             pending = [k for k in pending if scores[k] is None]
             keep_from = min((windows[k][1] for k in pending), default=reached)
             kept, kept_first = [frames[keep_from - kept_first :]], keep_from
