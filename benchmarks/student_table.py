@@ -1,7 +1,7 @@
 """The README's student table, and the fast student's floors, from one run (2 threads, fp32).
 
-For each model: parameters, GMAC per second of audio, scoring speed (x real time) on 10 s clips and on a
-20-minute recording (with peak RSS, measured in a child process), PCC / SRCC with the teacher on held-out
+For each model: parameters, GMAC per second of audio, scoring speed (x real time) on 10 s clips, on 3 s
+clips (shorter than a window: padded to one) and on a 20-minute recording (with peak RSS, measured in a child process), PCC / SRCC with the teacher on held-out
 speakers' degraded speech (teacher labels of `hf-sqa pseudo-label`), PCC with human MOS (95 % bootstrap CI).
 Ratios are against the first model (the Distill-MOS import) measured in the same run.
 
@@ -21,6 +21,7 @@ minutes).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import subprocess
 import sys
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import soundfile
 import torch
 
 import hf_sqa
@@ -96,6 +98,16 @@ def time_short(model, clips: list[np.ndarray], repeats: int = 3) -> float:
     return sum(len(c) for c in clips) / 16000 / best
 
 
+def clip_seconds(spec: str) -> np.ndarray:
+    """Duration of every clip of a SPEC, in its order, from the encoded audio's header (no decoding)."""
+    sources = resolve(spec).with_format(None)["audio"]
+    return np.array([soundfile.info(io.BytesIO(a["bytes"]) if a.get("bytes") else a["path"]).duration
+                     for a in sources])
+
+
+LENGTH_BANDS = [(0.0, 3.0), (3.0, 7.68), (7.68, float("inf"))]  # seconds; 7.68 s: one window
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", required=True, help="the first is the reference (the import)")
@@ -118,25 +130,26 @@ def main() -> None:
     human_report, human_scores = evaluate_models(args.models, [args.human], n_boot=1000)
     human = next(iter(human_report))
     clips = [synthetic_speech(10.0, seed=i) for i in range(16)]
+    short_clips = [synthetic_speech(3.0, seed=i) for i in range(16)]
     recording = long_recording(Path("runs/long_recording_20min.npy"))
     rows = {}
     for name in args.models:
         model = hf_sqa.load_model(name)
         rows[name] = {
             "params": parameter_count(model), "gmac_per_s": macs_per_second(model) / 1e9,
-            "rt_10s": time_short(model, clips), "teacher": held_report[pooled][name],
+            "rt_10s": time_short(model, clips), "rt_3s": time_short(model, short_clips), "teacher": held_report[pooled][name],
             "teacher_per_set": {held: held_report[held][name] for held in held_sets},
             "human": human_report[human][name],
             "long": time_long(name, recording) if name in long_models else None,
         }
     reference_speed = rows[args.models[0]]["rt_10s"]
-    print(f"{'model':<34} {'params':>8} {'GMAC/s':>6} {'xRT 10s':>8} {'vs ref':>6} {'xRT 20min':>9} {'RSS MB':>7} "
+    print(f"{'model':<34} {'params':>8} {'GMAC/s':>6} {'xRT 10s':>8} {'vs ref':>6} {'xRT 3s':>7} {'xRT 20min':>9} {'RSS MB':>7} "
           f"{'PCC/SRCC teacher (held-out)':>28} {'PCC human (95% CI)':>24}")
     for name, row in rows.items():
         t, h, long = row["teacher"], row["human"], row["long"] or {}
         long_rt = 1200 / long["seconds"] if "seconds" in long else float("nan")
         print(f"{name:<34} {row['params'] / 1e6:>7.3f}M {row['gmac_per_s']:>6.2f} {row['rt_10s']:>8.1f} "
-              f"{row['rt_10s'] / reference_speed:>5.1f}x {long_rt:>9.0f} {long.get('peak_rss_mb', float('nan')):>7.0f} "
+              f"{row['rt_10s'] / reference_speed:>5.1f}x {row['rt_3s']:>7.1f} {long_rt:>9.0f} {long.get('peak_rss_mb', float('nan')):>7.0f} "
               f"{t['pcc']:>13.3f} / {t['srcc']:.3f} (n={t['n']}) "
               f"{h['pcc']:>8.3f} ({h['pcc_ci_low']:.3f}, {h['pcc_ci_high']:.3f})")
     # where the agreement with the teacher is lost: per held-out set, and per source (clean_id = split/source/clip)
@@ -152,6 +165,16 @@ def main() -> None:
             values = "  ".join(f"{Path(m).name}: {point_metrics(scores.predictions[m][pick], scores.targets[pick])['pcc']:.3f}"
                                for m in args.models[1:])
             print(f"    {source:<28} n={int(pick.sum()):>4}  {values}")
+    # and per clip length, all held-out sets together (a clip under 7.68 s is one zero-padded window)
+    seconds = np.concatenate([clip_seconds(spec) for spec in args.heldout])
+    targets = np.concatenate([held_scores[held].targets for held in held_sets])
+    print("PCC with the teacher per clip length (held-out sets pooled):")
+    for low, high in LENGTH_BANDS:
+        pick = (seconds >= low) & (seconds < high)
+        values = "  ".join(
+            f"{Path(m).name}: {point_metrics(np.concatenate([held_scores[h].predictions[m] for h in held_sets])[pick], targets[pick])['pcc']:.3f}"
+            for m in args.models[1:])
+        print(f"  {low:>5.2f}-{high:<5.2f} s  n={int(pick.sum()):>4}  {values}")
     # on the human-rated set: does each student follow its teacher there, and where per condition
     rated = human_scores[human]
     reference = rated.predictions[args.models[0]]

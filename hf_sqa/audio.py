@@ -1,14 +1,17 @@
 """Audio input, in one place: decoding (soundfile), channel handling, resampling (soxr), validation.
 
-Everything that reads audio in hf_sqa goes through `load_audio`, which returns 16 kHz mono float32 or
-raises `AudioError` naming the input and the reason.
+Everything that reads audio in hf_sqa goes through `AudioStream` (block by block, for inputs of any
+length) or `load_audio` (the whole input in memory, read through an `AudioStream`): 16 kHz mono float32,
+or `AudioError` naming the input and the reason.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +21,7 @@ import soxr
 
 TARGET_SAMPLING_RATE = 16000
 MIN_DURATION_S = 0.25
+BLOCK_SECONDS = 30.0  # what AudioStream decodes at a time
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64", ".rf64")
 
 
@@ -73,41 +77,37 @@ def _declared_wav_data_bytes(path: Path) -> tuple[int, int] | None:
     return None
 
 
-def _decode_file(path: Path | bytes, source: str) -> tuple[np.ndarray, int]:
-    """(time, channels) float32 and the sampling rate of a file, or of an encoded file's bytes."""
-    if isinstance(path, (bytes, bytearray)):
-        if len(path) == 0:
-            raise AudioError(source, "audio bytes are empty")
-        opened = io.BytesIO(path)
+def _open_sound_file(source: Path | bytes, label: str) -> sf.SoundFile:
+    """An open soundfile handle on a file or an encoded file's bytes, after the checks its header allows."""
+    if isinstance(source, (bytes, bytearray)):
+        if len(source) == 0:
+            raise AudioError(label, "audio bytes are empty")
+        opened = io.BytesIO(source)
     else:
-        if not path.exists():
-            raise AudioError(source, "file does not exist")
-        if path.is_dir():
-            raise AudioError(source, "is a directory, not an audio file")
-        if path.stat().st_size == 0:
-            raise AudioError(source, "file is empty (0 bytes)")
-        opened = path
+        if not source.exists():
+            raise AudioError(label, "file does not exist")
+        if source.is_dir():
+            raise AudioError(label, "is a directory, not an audio file")
+        if source.stat().st_size == 0:
+            raise AudioError(label, "file is empty (0 bytes)")
+        opened = source
     try:
-        with sf.SoundFile(opened) as handle:
-            declared_frames = handle.frames
-            sampling_rate = handle.samplerate
-            data = handle.read(dtype="float32", always_2d=True)
+        handle = sf.SoundFile(opened)
     except sf.LibsndfileError as error:
         message = str(error)
         if "Format not recognised" in message or "unknown format" in message.lower():
-            raise AudioError(source, "not a recognised audio format (unreadable or not audio)") from error
-        raise AudioError(source, f"cannot decode ({message.strip()}); the file is corrupt or truncated") from error
+            raise AudioError(label, "not a recognised audio format (unreadable or not audio)") from error
+        raise AudioError(label, f"cannot decode ({message.strip()}); the file is corrupt or truncated") from error
     except (OSError, RuntimeError) as error:
-        raise AudioError(source, f"cannot read: {error}") from error
-    if len(data) < declared_frames:
-        raise AudioError(source, f"truncated: header declares {declared_frames} frames, only {len(data)} decode")
-    wav_bytes = None if isinstance(path, (bytes, bytearray)) else _declared_wav_data_bytes(path)
+        raise AudioError(label, f"cannot read: {error}") from error
+    wav_bytes = None if isinstance(source, (bytes, bytearray)) else _declared_wav_data_bytes(source)
     # 0xFFFFFFFF and 0 are "unknown size" markers written by streaming encoders
     if wav_bytes is not None and wav_bytes[0] not in (0, 0xFFFFFFFF) and wav_bytes[1] < wav_bytes[0]:
+        handle.close()
         raise AudioError(
-            source, f"truncated WAV: data chunk declares {wav_bytes[0]} bytes, only {wav_bytes[1]} present"
+            label, f"truncated WAV: data chunk declares {wav_bytes[0]} bytes, only {wav_bytes[1]} present"
         )
-    return data, sampling_rate
+    return handle
 
 
 def _array_to_time_channels(array, source: str) -> np.ndarray:
@@ -132,6 +132,168 @@ def _array_to_time_channels(array, source: str) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
+@dataclass
+class StreamSummary:
+    """What one pass over a whole input found, on the samples a model sees (mono, target rate)."""
+
+    num_samples: int
+    peak: float  # largest |sample|
+    mean: float
+    variance: float
+
+    @property
+    def is_silent(self) -> bool:
+        return self.peak == 0.0
+
+
+class AudioStream:
+    """One input decoded block by block: the same checks, mixing and resampling as `load_audio`, with
+    memory bounded by a block whatever the input's length.
+
+    The header is read and checked when the stream is made (missing, empty, unreadable, too short, bad
+    channel or rate); `blocks()` decodes from the start each time it is called, yields mono float32 blocks
+    at `target_sampling_rate` (soxr's streaming resampler: the same samples as resampling the whole
+    signal at once) and raises `AudioError` naming the position where decoding fails (a corrupt or
+    truncated file, NaN samples). `scan()` is one such pass, for what scoring needs before its own pass
+    (the exact length, and the peak and statistics some models normalise by).
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike | bytes | np.ndarray,
+        sampling_rate: int | None = None,
+        channel: int | None = None,
+        target_sampling_rate: int = TARGET_SAMPLING_RATE,
+        min_duration: float = MIN_DURATION_S,
+        name: str | None = None,
+        block_seconds: float = BLOCK_SECONDS,
+    ):
+        self.target_sampling_rate = target_sampling_rate
+        self.channel = channel
+        self.block_seconds = block_seconds
+        self._summary: StreamSummary | None = None
+        self._handle: sf.SoundFile | None = None
+        self._array: np.ndarray | None = None
+        if isinstance(source, (str, os.PathLike, bytes, bytearray)):
+            is_bytes = isinstance(source, (bytes, bytearray))
+            self.label = (name or "<bytes>") if is_bytes else str(source)
+            self._handle = _open_sound_file(source if is_bytes else Path(source), self.label)
+            file_rate = self._handle.samplerate
+            if sampling_rate is not None and sampling_rate != file_rate:
+                self.close()
+                raise AudioError(self.label, f"sampling_rate={sampling_rate} given, but the file is {file_rate} Hz")
+            self.sampling_rate, self.num_channels = file_rate, self._handle.channels
+            self.declared_frames = self._handle.frames
+        else:
+            self.label = name or "<array>"
+            if sampling_rate is None:
+                raise AudioError(self.label, "sampling_rate is required for array input")
+            self._array = _array_to_time_channels(source, self.label)
+            self.sampling_rate = sampling_rate
+            self.declared_frames, self.num_channels = self._array.shape
+        if self.sampling_rate <= 0:
+            self.close()
+            raise AudioError(self.label, f"invalid sampling rate {self.sampling_rate}")
+        if self.declared_frames == 0:
+            self.close()
+            raise AudioError(self.label, "contains no samples")
+        if self.declared_frames / self.sampling_rate < min_duration:
+            self.close()
+            raise AudioError(self.label, f"too short: {self.declared_frames / self.sampling_rate:.3f} s, at least "
+                                         f"{min_duration:g} s is needed")
+        if channel is not None and not 0 <= channel < self.num_channels:
+            self.close()
+            raise AudioError(self.label, f"has {self.num_channels} channel(s); channel {channel} does not exist "
+                                         "(0 = first)")
+
+    @property
+    def declared_duration(self) -> float:
+        """Seconds, from the header (or the array's length), before decoding."""
+        return self.declared_frames / self.sampling_rate
+
+    def _source_blocks(self) -> Iterator[np.ndarray]:
+        """(frames, channels) float32 blocks at the source rate, from the start."""
+        whole = not math.isfinite(self.block_seconds)
+        block = len(self._array) if whole and self._array is not None else -1 if whole else \
+            max(1, int(self.block_seconds * self.sampling_rate))  # -1: soundfile reads everything left
+        if self._array is not None:
+            for start in range(0, len(self._array), block):
+                yield self._array[start : start + block]
+            return
+        handle, decoded = self._handle, 0
+        try:
+            handle.seek(0)
+            while True:
+                data = handle.read(block, dtype="float32", always_2d=True)
+                if not len(data):
+                    break
+                decoded += len(data)
+                yield data
+        except sf.LibsndfileError as error:
+            raise AudioError(self.label, f"stops decoding at {decoded / self.sampling_rate:.1f} s "
+                                         f"({str(error).strip()}); the file is corrupt or truncated") from error
+        except (OSError, RuntimeError) as error:
+            raise AudioError(self.label, f"cannot read past {decoded / self.sampling_rate:.1f} s: {error}") from error
+        if decoded < self.declared_frames:
+            raise AudioError(self.label, f"truncated: header declares {self.declared_frames} frames, only {decoded} "
+                                         f"decode (stops at {decoded / self.sampling_rate:.1f} s)")
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """Mono float32 blocks at the target rate, from the start."""
+        resampler = None
+        if self.sampling_rate != self.target_sampling_rate:
+            resampler = soxr.ResampleStream(self.sampling_rate, self.target_sampling_rate, 1, dtype="float32",
+                                            quality="HQ")
+        position = 0  # source frames read
+        for data in self._source_blocks():
+            if not np.all(np.isfinite(data)):
+                bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
+                raise AudioError(self.label, f"contains {bad} NaN or infinite samples (from "
+                                             f"{position / self.sampling_rate:.1f} s)")
+            position += len(data)
+            mono = data.mean(axis=1) if self.channel is None else data[:, self.channel]
+            if resampler is not None:
+                mono = resampler.resample_chunk(mono, last=False)
+            if len(mono):
+                yield np.ascontiguousarray(mono, dtype=np.float32)
+        if resampler is not None:
+            tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+            if len(tail):
+                yield np.ascontiguousarray(tail, dtype=np.float32)
+
+    def scan(self) -> StreamSummary:
+        """One pass over the whole input (cached): its exact length at the target rate, peak, mean and
+        variance (float64 sums)."""
+        if self._summary is None:
+            count, peak, total, squares = 0, 0.0, 0.0, 0.0
+            for block in self.blocks():
+                count += len(block)
+                peak = max(peak, float(np.abs(block).max()))
+                wide = block.astype(np.float64)
+                total += float(wide.sum())
+                squares += float(np.dot(wide, wide))
+            mean = total / count
+            self._summary = StreamSummary(count, peak, mean, max(squares / count - mean * mean, 0.0))
+        return self._summary
+
+    def read(self) -> Audio:
+        """The whole input in memory (what `load_audio` returns)."""
+        samples = np.concatenate(list(self.blocks()))
+        return Audio(samples=samples, sampling_rate=self.target_sampling_rate, source=self.label,
+                     original_sampling_rate=self.sampling_rate, num_channels=self.num_channels)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> AudioStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def load_audio(
     source: str | os.PathLike | bytes | np.ndarray,
     sampling_rate: int | None = None,
@@ -140,7 +302,8 @@ def load_audio(
     min_duration: float = MIN_DURATION_S,
     name: str | None = None,
 ) -> Audio:
-    """Decode, validate, mix or pick a channel, and resample one input.
+    """Decode, validate, mix or pick a channel, and resample one input (all of it in memory; long
+    inputs: `AudioStream`).
 
     source:        a path to any file soundfile reads (WAV 8-32 bit and float, FLAC, OGG, MP3, ...), the
                    bytes of such a file (parquet shards, Hub datasets), or a numpy array / torch tensor of
@@ -149,46 +312,9 @@ def load_audio(
     min_duration:  inputs shorter than this many seconds are refused
     name:          how errors name a bytes or array input (default "<bytes>" / "<array>")
     """
-    if isinstance(source, (str, os.PathLike, bytes, bytearray)):
-        is_bytes = isinstance(source, (bytes, bytearray))
-        label = (name or "<bytes>") if is_bytes else str(source)
-        data, file_rate = _decode_file(source if is_bytes else Path(source), label)
-        if sampling_rate is not None and sampling_rate != file_rate:
-            raise AudioError(label, f"sampling_rate={sampling_rate} given, but the file is {file_rate} Hz")
-        sampling_rate = file_rate
-    else:
-        label = name or "<array>"
-        if sampling_rate is None:
-            raise AudioError(label, "sampling_rate is required for array input")
-        data = _array_to_time_channels(source, label)
-    if sampling_rate <= 0:
-        raise AudioError(label, f"invalid sampling rate {sampling_rate}")
-
-    num_frames, num_channels = data.shape
-    if num_frames == 0:
-        raise AudioError(label, "contains no samples")
-    if not np.all(np.isfinite(data)):
-        bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
-        raise AudioError(label, f"contains {bad} NaN or infinite samples")
-    if num_frames / sampling_rate < min_duration:
-        raise AudioError(
-            label, f"too short: {num_frames / sampling_rate:.3f} s, at least {min_duration:g} s is needed"
-        )
-    if channel is None:
-        mono = data.mean(axis=1)
-    elif 0 <= channel < num_channels:
-        mono = data[:, channel]
-    else:
-        raise AudioError(label, f"has {num_channels} channel(s); channel {channel} does not exist (0 = first)")
-    if sampling_rate != target_sampling_rate:
-        mono = soxr.resample(mono, sampling_rate, target_sampling_rate, quality="HQ")
-    return Audio(
-        samples=np.ascontiguousarray(mono, dtype=np.float32),
-        sampling_rate=target_sampling_rate,
-        source=label,
-        original_sampling_rate=sampling_rate,
-        num_channels=num_channels,
-    )
+    with AudioStream(source, sampling_rate, channel, target_sampling_rate, min_duration, name,
+                     block_seconds=float("inf")) as stream:
+        return stream.read()
 
 
 def find_audio_files(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:

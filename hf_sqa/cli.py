@@ -10,8 +10,8 @@ from pathlib import Path
 
 from .audio import find_audio_files
 
-SCORE_COLUMNS = ["path", "mos", "error", "silent", "duration_s"]
-SEGMENT_COLUMNS = ["path", "segment", "start_s", "end_s", "mos", "error", "silent"]
+SCORE_COLUMNS = ["path", "mos", "error", "silent", "duration_s", "lowest_mos", "p10_mos"]
+SEGMENT_COLUMNS = ["path", "segment", "start_s", "end_s", "mos", "error", "silent", "lowest_mos", "p10_mos"]
 
 
 def _expand_inputs(paths: list[str], file_list: str | None, recursive: bool) -> list[str]:
@@ -38,13 +38,16 @@ def _format_mos(value: float) -> str:
 
 class _ResultWriter:
     """Streams results to CSV / JSONL as they come (so a long run's output is usable while it runs),
-    or collects them for a table on stdout."""
+    or collects them for a table on stdout. With segments, each window's row is written as soon as it is
+    scored (a long file's first rows appear while it is being scored) and the file's row follows them."""
 
-    def __init__(self, output: str | None, segments: bool):
+    def __init__(self, output: str | None, segments: bool, below: float | None = None):
         self.segments = segments
+        self.below = below  # adds the share_below column
         self.rows: list = []
         self.handle = None
         self.format = None
+        self.windows_written: dict[int, int] = {}  # input index -> its window rows so far
         if output:
             suffix = Path(output).suffix.lower()
             if suffix not in (".csv", ".jsonl"):
@@ -54,27 +57,47 @@ class _ResultWriter:
             self.format = suffix[1:]
             if self.format == "csv":
                 self.csv = csv.writer(self.handle)
-                self.csv.writerow(SEGMENT_COLUMNS if segments else SCORE_COLUMNS)
+                extra = ["share_below"] if below is not None else []
+                self.csv.writerow((SEGMENT_COLUMNS if segments else SCORE_COLUMNS) + extra)
+
+    def segment(self, result, segment) -> None:
+        """One window of `result`, just scored."""
+        if not self.segments or self.handle is None:
+            return
+        k = self.windows_written.get(result.index, 0)
+        self.windows_written[result.index] = k + 1
+        if self.format == "jsonl":
+            self.handle.write(json.dumps({"path": result.source, "segment": k, "start_s": segment.start,
+                                          "end_s": segment.end, "mos": segment.mos}) + "\n")
+        else:
+            self.csv.writerow([result.source, k, f"{segment.start:.3f}", f"{segment.end:.3f}",
+                               _format_mos(segment.mos), "", result.is_silent])
+        self.handle.flush()
 
     def write(self, result) -> None:
+        summary = [_format_mos(result.lowest_mos), _format_mos(result.p10_mos)]
+        if self.below is not None:
+            summary.append("" if result.share_below != result.share_below else f"{result.share_below:.4f}")
         if self.handle is None:
             self.rows.append(result)
         elif self.format == "jsonl":
             record = {
                 "path": result.source, "mos": None if result.error else result.mos, "error": result.error,
                 "silent": result.is_silent, "duration_s": None if result.error else result.duration,
+                "lowest_mos": None if result.error else result.lowest_mos,
+                "p10_mos": None if result.error else result.p10_mos,
             }
+            if self.below is not None:
+                record["share_below"] = None if result.error else result.share_below
             if self.segments:
-                record["segments"] = [{"start_s": s.start, "end_s": s.end, "mos": s.mos} for s in result.segments]
+                record["windows"] = len(result.segments)
             self.handle.write(json.dumps(record) + "\n")
         elif self.segments:
-            self.csv.writerow([result.source, "", "", "", _format_mos(result.mos), result.error or "", result.is_silent])
-            for k, segment in enumerate(result.segments):
-                self.csv.writerow([result.source, k, f"{segment.start:.3f}", f"{segment.end:.3f}",
-                                   _format_mos(segment.mos), "", result.is_silent])
+            self.csv.writerow([result.source, "", "", "", _format_mos(result.mos), result.error or "", result.is_silent,
+                               *summary])
         else:
             self.csv.writerow([result.source, _format_mos(result.mos), result.error or "", result.is_silent,
-                               "" if result.error else f"{result.duration:.3f}"])
+                               "" if result.error else f"{result.duration:.3f}", *summary])
         if self.handle is not None:
             self.handle.flush()
 
@@ -92,11 +115,50 @@ class _ResultWriter:
                     print(f"{'':<{width}}  {segment.mos:6.4f}  window {segment.start:.2f}-{segment.end:.2f} s")
 
 
+def _declared_seconds(path: str) -> float:
+    """A file's duration from its header (0 when it cannot be read: it fails later, with its reason)."""
+    import soundfile
+
+    try:
+        info = soundfile.info(path)
+        return info.frames / info.samplerate
+    except Exception:
+        return 0.0
+
+
+class _AudioProgress:
+    """A tqdm bar in seconds of audio (a long file moves it window by window) showing x real time."""
+
+    def __init__(self, seconds: list[float], quiet: bool):
+        import time
+
+        from tqdm import tqdm
+
+        self.seconds = seconds
+        self.done: dict[int, float] = {}  # input index -> seconds of it counted
+        self.start = time.perf_counter()
+        self.clock = time.perf_counter
+        self.bar = tqdm(total=round(sum(seconds), 1), desc="scoring", unit="s", file=sys.stderr, disable=quiet,
+                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s of audio [{elapsed}<{remaining}{postfix}]")
+
+    def advance(self, index: int, upto: float) -> None:
+        """Input `index` is scored up to `upto` seconds (its whole length when done or failed)."""
+        upto = min(upto, self.seconds[index])
+        step = upto - self.done.get(index, 0.0)
+        if step > 0:
+            self.done[index] = upto
+            self.bar.update(step)
+            self.bar.set_postfix_str(f"{self.bar.n / max(self.clock() - self.start, 1e-9):.0f}x real time",
+                                     refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def cmd_score(args) -> int:
     import torch
-    from tqdm import tqdm
 
-    from .scoring import iter_scores, load_model
+    from .scoring import iter_scores, load_model, window_hop_samples
 
     inputs = _expand_inputs(args.paths, args.file_list, args.recursive)
     if not inputs:
@@ -106,17 +168,30 @@ def cmd_score(args) -> int:
         print(f"hf-sqa: --device {args.device} requested but CUDA is not available", file=sys.stderr)
         return 2
     model = load_model(args.model, device=args.device)
-    writer = _ResultWriter(args.output, args.segments)
+    if args.hop is not None:
+        try:
+            window_hop_samples(args.hop, model.config)
+        except ValueError as error:
+            print(f"hf-sqa: --hop: {error}", file=sys.stderr)
+            return 2
+    writer = _ResultWriter(args.output, args.segments, args.below)
+    progress = _AudioProgress([_declared_seconds(path) for path in inputs], args.quiet)
+
+    def on_segment(result, segment) -> None:
+        writer.segment(result, segment)
+        progress.advance(result.index, segment.end)
+
     failures = 0
     try:
-        results = iter_scores(inputs, model, batch_size=args.batch_size, channel=args.channel,
-                              num_workers=args.workers, precision=args.precision)
-        for result in tqdm(results, total=len(inputs), desc="scoring", unit="file", file=sys.stderr,
-                           disable=args.quiet):
+        for result in iter_scores(inputs, model, batch_size=args.batch_size, channel=args.channel,
+                                  num_workers=args.workers, precision=args.precision, window_hop=args.hop,
+                                  below=args.below, on_segment=on_segment):
             failures += not result.ok
             writer.write(result)
+            progress.advance(result.index, float("inf"))
     finally:
         writer.close()
+        progress.close()
     if failures:
         print(f"hf-sqa: {failures} of {len(inputs)} inputs could not be scored", file=sys.stderr)
     return 1 if failures else 0
@@ -270,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                        help="fp32: exact (default); bf16: bfloat16 autocast, several times faster on AMX CPUs "
                             "and GPUs, scores within about 1e-3")
+    score.add_argument("--hop", type=float, metavar="SECONDS",
+                       help="seconds between window starts at most (default: the model's own rule, 1 s for "
+                            "distillmos); larger hops score long recordings with fewer windows")
+    score.add_argument("--below", type=float, metavar="MOS",
+                       help="add share_below: the share of each file's time whose MOS is below this")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
     score.set_defaults(func=cmd_score)
 

@@ -1,7 +1,8 @@
 """Scoring API: `load_model`, `score`, and `iter_scores` (the batch engine the CLI runs on).
 
 Decoding and resampling run ahead of the model in a thread pool (soundfile and soxr release the GIL);
-each batch of clips is padded once and every window of the batch runs in one model forward.
+each batch of short clips is padded once and runs in one model forward; a long input is scored alone as a
+stream (`score_stream`), with memory bounded whatever its length.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import Audio, AudioError, load_audio
+from .audio import Audio, AudioError, AudioStream
 from .convert import convert_distillmos
 from .models import MOSPreTrainedModel
+from .models.windowing import check_window_max_hop
 
 DEFAULT_MODEL = "distillmos"
 PRECISIONS = ("fp32", "bf16")
+# inputs longer than this (seconds, from the header) are scored as streams, one at a time
+STREAM_SECONDS = 60.0
 
 
 def cache_dir() -> Path:
@@ -76,11 +80,27 @@ def packaged_model_path(name: str) -> Path:
     return folder
 
 
+def window_hop_samples(window_hop: float, config) -> int:
+    """A hop between window starts in seconds -> samples at the model's rate, checked (positive, at most
+    one window)."""
+    try:
+        samples = int(round(float(window_hop) * config.sampling_rate))
+        check_window_max_hop(samples, config.window_length)
+    except (ValueError, TypeError, OverflowError):  # not a number, NaN, infinite, out of range
+        raise ValueError(f"window_hop must be in (0, {config.window_length / config.sampling_rate:g}] seconds "
+                         f"(one window), got {window_hop!r}") from None
+    return samples
+
+
 def load_model(
-    name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device | None = None, **kwargs
+    name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device | None = None,
+    window_hop: float | None = None, **kwargs
 ) -> MOSPreTrainedModel:
     """An hf_sqa model in eval mode: a built-in name ("distillmos"), a local checkpoint folder or a Hub id.
-    Extra keyword arguments go to `AutoModel.from_pretrained` (revision, token, dtype, ...)."""
+
+    window_hop: seconds between window starts at most, stored as the loaded model's rule
+    (`config.window_max_hop`; default: the checkpoint's own). Extra keyword arguments go to
+    `AutoModel.from_pretrained` (revision, token, dtype, ...)."""
     from transformers import AutoModel
 
     name = str(name_or_path)
@@ -97,6 +117,8 @@ def load_model(
     if not isinstance(model, MOSPreTrainedModel):
         raise ValueError(f"{name_or_path} is a {type(model).__name__}, not an hf_sqa MOS model")
     model.eval()
+    if window_hop is not None:
+        model.config.window_max_hop = window_hop_samples(window_hop, model.config)
     if device is not None:
         model.to(device)
     return model
@@ -113,6 +135,10 @@ class Segment:
 
 @dataclass
 class ScoreResult:
+    """One input's scores. Besides the clip MOS (the mean of its windows), where it is worst:
+    `lowest_mos` (its lowest window), `p10_mos` (10th percentile of its windows) and `share_below` (share of
+    its time whose MOS is below the `below` threshold asked for, NaN when none was; see `summarize_windows`)."""
+
     index: int
     source: str
     mos: float = float("nan")
@@ -120,18 +146,50 @@ class ScoreResult:
     is_silent: bool = False
     duration: float = float("nan")
     segments: list[Segment] = field(default_factory=list)
+    lowest_mos: float = float("nan")
+    p10_mos: float = float("nan")
+    share_below: float = float("nan")
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
 
+def summarize_windows(segments: list[Segment], below: float | None = None) -> tuple[float, float, float]:
+    """(lowest window MOS, 10th percentile of window MOS, share of time below `below`) of a clip's windows.
+
+    The MOS of an instant is the mean of the windows covering it (windows overlap under the default rule),
+    so the share below is the time where that mean is below `below`, over the time the windows cover (the
+    whole clip); NaN when `below` is None.
+    """
+    mos = np.array([s.mos for s in segments], dtype=np.float64)
+    if not len(mos):
+        return float("nan"), float("nan"), float("nan")
+    share = float("nan")
+    if below is not None:
+        starts = np.array([s.start for s in segments])
+        ends = np.array([s.end for s in segments])
+        points = np.unique(np.concatenate([starts, ends]))  # the instants where the covering windows change
+        count, total = np.zeros(len(points)), np.zeros(len(points))
+        for edges, sign in ((starts, 1.0), (ends, -1.0)):
+            at = np.searchsorted(points, edges)
+            np.add.at(count, at, sign)
+            np.add.at(total, at, sign * mos)
+        count, total = np.cumsum(count)[:-1], np.cumsum(total)[:-1]  # over [points[k], points[k + 1])
+        spans = np.diff(points)
+        covered = count > 0.5
+        local = total[covered] / count[covered]
+        share = float(spans[covered][local < below].sum() / spans[covered].sum())
+    return float(mos.min()), float(np.percentile(mos, 10)), share
+
+
 def score_batch(
-    model: MOSPreTrainedModel, audios: list[Audio], precision: str
+    model: MOSPreTrainedModel, audios: list[Audio], precision: str, window_max_hop: int | None = None
 ) -> tuple[np.ndarray, list[list[Segment]]]:
     """MOS per clip and its windows; all windows of the batch run in one forward.
 
-    precision "bf16" runs the model under bfloat16 autocast (the MOS head stays float32).
+    precision "bf16" runs the model under bfloat16 autocast (the MOS head stays float32);
+    window_max_hop: samples between window starts at most (None: the model's rule).
     """
     device = next(model.parameters()).device
     lengths = [len(audio.samples) for audio in audios]
@@ -146,7 +204,7 @@ def score_batch(
         mask = mask.to(device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     with torch.inference_mode(), autocast:
-        output = model(batch.to(device), attention_mask=mask)
+        output = model(batch.to(device), attention_mask=mask, window_max_hop=window_max_hop)
     return output.mos.float().cpu().numpy(), window_segments(output, lengths, model.config)
 
 
@@ -166,6 +224,30 @@ def window_segments(output, lengths: list[int], config) -> list[list[Segment]]:
     ]
 
 
+def score_stream(
+    model: MOSPreTrainedModel, stream: AudioStream, result: ScoreResult, precision: str = "fp32",
+    window_max_hop: int | None = None, on_segment: Callable[[ScoreResult, Segment], None] | None = None,
+) -> None:
+    """Score one input as a stream into `result`: a first pass over it (`stream.scan()`: its length, and
+    the level some models normalise by), then its blocks through `model.score_stream`, each window added
+    to `result.segments` (and passed to `on_segment`) as soon as it is scored. Memory stays bounded
+    whatever the input's length. Raises `AudioError` where the input stops decoding; the windows scored
+    before stay in `result.segments`."""
+    summary = stream.scan()
+    config = model.config
+    device = next(model.parameters()).device
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    result.duration, result.is_silent = summary.num_samples / config.sampling_rate, summary.is_silent
+    with torch.inference_mode(), autocast:
+        for start, value in model.score_stream(stream.blocks(), summary, window_max_hop):
+            end = min(start + config.window_length, summary.num_samples)
+            segment = Segment(start=start / config.sampling_rate, end=end / config.sampling_rate, mos=float(value))
+            result.segments.append(segment)
+            if on_segment is not None:
+                on_segment(result, segment)
+    result.mos = float(np.mean([segment.mos for segment in result.segments]))
+
+
 def iter_scores(
     inputs: Iterable[str | os.PathLike | np.ndarray],
     model: MOSPreTrainedModel,
@@ -174,28 +256,52 @@ def iter_scores(
     channel: int | None = None,
     num_workers: int = 2,
     precision: str = "fp32",
+    window_hop: float | None = None,
+    below: float | None = None,
+    on_segment: Callable[[ScoreResult, Segment], None] | None = None,
+    stream_seconds: float = STREAM_SECONDS,
 ) -> Iterator[ScoreResult]:
     """Score inputs in order, yielding one `ScoreResult` per input; a bad input yields a result with its
     `error` and scoring goes on. Array inputs need `sampling_rate`.
 
+    Inputs up to `stream_seconds` long are decoded whole (ahead of the model, in `num_workers` threads)
+    and scored `batch_size` at a time; longer ones are scored one at a time as streams (`score_stream`:
+    decoded block by block, twice, memory bounded whatever their length; their first pass runs ahead in
+    the threads too). Both give the same scores.
+
     precision: "fp32" (exact), or "bf16" to run the model's heavy layers in bfloat16 (on CPUs with AMX or
     AVX512-BF16 and on GPUs: several times faster, scores move by about 1e-3; see README, Speed).
+    window_hop: seconds between window starts at most (default: the model's own rule; larger hops score
+    long audio with fewer windows). below: a MOS threshold; each result then has `share_below`.
+    on_segment(result, segment): called for every window as soon as it is scored (a long input's windows
+    while it is being scored), before its result is yielded.
     """
+    window_max_hop = None if window_hop is None else window_hop_samples(window_hop, model.config)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     target_rate = model.config.sampling_rate
 
-    def load(item, label: str) -> Audio:
+    def load(item, label: str) -> Audio | AudioStream:
+        """A short input decoded whole, or a long one opened and scanned (its first pass)."""
         is_path = isinstance(item, (str, os.PathLike))
-        return load_audio(
-            item,
-            sampling_rate=None if is_path else sampling_rate,
-            channel=channel,
-            target_sampling_rate=target_rate,
-            name=label,
-        )
+        stream = AudioStream(item, sampling_rate=None if is_path else sampling_rate, channel=channel,
+                             target_sampling_rate=target_rate, name=label)
+        if stream.declared_duration <= stream_seconds:
+            with stream:
+                return stream.read()
+        try:
+            stream.scan()
+        except BaseException:
+            stream.close()
+            raise
+        return stream
+
+    def finish(result: ScoreResult) -> ScoreResult:
+        if result.error is None:
+            result.lowest_mos, result.p10_mos, result.share_below = summarize_windows(result.segments, below)
+        return result
 
     prefetch = max(2 * batch_size, 4)
     with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
@@ -218,13 +324,15 @@ def iter_scores(
         def flush():
             audios = [audio for _, audio in pending if audio is not None]
             if audios:
-                mos, segments = score_batch(model, audios, precision)
+                mos, segments = score_batch(model, audios, precision, window_max_hop)
                 scored = iter(zip(mos, segments))
                 for result, audio in pending:
                     if audio is not None:
                         value, result.segments = next(scored)
                         result.mos = float(value)
-            results = [result for result, _ in pending]
+                        for segment in result.segments if on_segment is not None else ():
+                            on_segment(result, segment)
+            results = [finish(result) for result, _ in pending]
             pending.clear()
             return results
 
@@ -233,13 +341,27 @@ def iter_scores(
             index, label, future = queue.pop(0)
             refill()
             try:
-                audio = future.result()
-                result = ScoreResult(index, label, is_silent=audio.is_silent, duration=audio.duration)
+                loaded = future.result()
             except AudioError as error:
-                audio, result = None, ScoreResult(index, label, error=error.reason)
+                loaded, result = None, ScoreResult(index, label, error=error.reason)
             except Exception as error:  # a batch job reports what it could not read and goes on
-                audio, result = None, ScoreResult(index, label, error=f"{type(error).__name__}: {error}")
-            pending.append((result, audio))
+                loaded, result = None, ScoreResult(index, label, error=f"{type(error).__name__}: {error}")
+            if isinstance(loaded, AudioStream):  # long: alone, after the batch before it (results stay in order)
+                yield from flush()
+                result = ScoreResult(index, label)
+                try:
+                    score_stream(model, loaded, result, precision, window_max_hop, on_segment)
+                except AudioError as error:  # stopped decoding part way: the windows before it stay
+                    result.error, result.mos = error.reason, float("nan")
+                except Exception as error:
+                    result.error, result.mos = f"{type(error).__name__}: {error}", float("nan")
+                finally:
+                    loaded.close()
+                yield finish(result)
+                continue
+            if loaded is not None:
+                result = ScoreResult(index, label, is_silent=loaded.is_silent, duration=loaded.duration)
+            pending.append((result, loaded))
             if sum(a is not None for _, a in pending) >= batch_size:
                 yield from flush()
         yield from flush()
@@ -253,10 +375,12 @@ def score(
     channel: int | None = None,
     device: str | torch.device | None = None,
     precision: str = "fp32",
+    window_hop: float | None = None,
 ) -> np.ndarray:
     """MOS (float32 array, one per input) for one path / array or a list of them.
 
     model: an hf_sqa model, or a name / folder / Hub id for `load_model` (default "distillmos").
+    window_hop: seconds between window starts at most (default: the model's own rule).
     Raises `AudioError` for the first input that cannot be scored; use `iter_scores` to go on past them.
     """
     single = isinstance(inputs, (str, os.PathLike)) or (hasattr(inputs, "ndim") and inputs.ndim == 1)
@@ -267,7 +391,7 @@ def score(
         model.to(device)
     values = np.empty(len(items), dtype=np.float32)
     for result in iter_scores(items, model, batch_size=batch_size, sampling_rate=sampling_rate, channel=channel,
-                              precision=precision):
+                              precision=precision, window_hop=window_hop):
         if result.error is not None:
             raise AudioError(result.source, result.error)
         values[result.index] = result.mos

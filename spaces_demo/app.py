@@ -24,6 +24,8 @@ from hf_sqa.audio import AudioError, load_audio  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parent / "examples"
+# window hops offered (seconds between window starts at most); the first keeps the model's own rule
+HOPS = ("model's rule", "1", "2", "3.84", "7.68")
 # the usual verbal categories of the 5-point absolute category rating scale (ITU-T P.800)
 BANDS = ((4.5, "excellent"), (3.5, "good"), (2.5, "fair"), (1.5, "poor"), (-math.inf, "bad"))
 
@@ -87,9 +89,10 @@ def waveform_figure(samples: np.ndarray, rate: int):
     return figure
 
 
-def score_clip(path: str | None, model_name: str):
-    """(Markdown summary, timeline figure, waveform figure) for the clip at `path`. Problems come back as
-    a message in the summary (and no figures), never as an exception."""
+def score_clip(path: str | None, model_name: str, hop: str = HOPS[0]):
+    """(Markdown summary, timeline figure, waveform figure) for the clip at `path`, windows at most `hop`
+    seconds apart (one of HOPS). Problems come back as a message in the summary (and no figures), never as
+    an exception."""
     if not path:
         return "Upload or record a clip first.", None, None
     try:
@@ -102,7 +105,9 @@ def score_clip(path: str | None, model_name: str):
             return (f"⚠️ The clip is {duration:.1f} s long; this demo scores at most {MAX_SECONDS:g} s. "
                     "Use `hf-sqa score` for long recordings."), None, None
         model = model_for(model_name)
-        result = next(hf_sqa.iter_scores([audio.samples], model, sampling_rate=audio.sampling_rate))
+        window_hop = None if hop == HOPS[0] else float(hop)
+        result = next(hf_sqa.iter_scores([audio.samples], model, sampling_rate=audio.sampling_rate,
+                                         window_hop=window_hop))
         if result.error:
             return f"⚠️ {result.error}", None, None
     except AudioError as error:
@@ -111,8 +116,8 @@ def score_clip(path: str | None, model_name: str):
         return f"⚠️ Scoring failed: {type(error).__name__}: {error}", None, None
     windows = [s.mos for s in result.segments]
     summary = (f"## MOS {result.mos:.2f} — {quality_band(result.mos)}\n\n"
-               f"{duration:.1f} s, {len(windows)} window(s) (MOS {min(windows):.2f}–{max(windows):.2f}), "
-               f"model `{model_name}`")
+               f"{duration:.1f} s, {len(windows)} window(s) (MOS {min(windows):.2f}–{max(windows):.2f}, "
+               f"10th percentile {result.p10_mos:.2f}), model `{model_name}`")
     if result.is_silent:
         summary += "\n\n⚠️ The clip is digital silence; its score means little."
     return summary, timeline_figure(result.segments, duration), waveform_figure(audio.samples, audio.sampling_rate)
@@ -130,11 +135,12 @@ def build_demo() -> gr.Blocks:
             audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech", elem_id="audio-in")
             with gr.Column():
                 model = gr.Dropdown(list(MODELS), value=DEFAULT_MODEL, label="Model", elem_id="model")
+                hop = gr.Dropdown(list(HOPS), value=HOPS[0], label="Window hop (s)", elem_id="hop")
                 button = gr.Button("Score", variant="primary", elem_id="score")
         summary = gr.Markdown(elem_id="summary")
         timeline = gr.Plot(label="Quality timeline", elem_id="timeline")
         waveform = gr.Plot(label="Waveform", elem_id="waveform")
-        button.click(score_clip, inputs=[audio, model], outputs=[summary, timeline, waveform])
+        button.click(score_clip, inputs=[audio, model, hop], outputs=[summary, timeline, waveform])
         if examples:
             gr.Examples(examples=[[path, DEFAULT_MODEL] for path in examples], inputs=[audio, model])
     return demo

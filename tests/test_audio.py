@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from hf_sqa.audio import AudioError, find_audio_files, load_audio
+from hf_sqa.audio import AudioError, AudioStream, find_audio_files, load_audio
 from hf_sqa.testing import synthetic_speech, write_clip
 
 
@@ -125,3 +125,42 @@ def test_find_audio_files(clip_folder):
     top = [p.name for p in find_audio_files(clip_folder, recursive=False)]
     assert top == ["clean.wav", "noisy.wav"]
     assert [p.name for p in find_audio_files(clip_folder)] == ["clean.wav", "noisy.wav", "stereo.flac"]
+
+
+@pytest.mark.parametrize("rate, channels, fmt", [(16000, 1, "WAV"), (44100, 2, "FLAC"), (8000, 1, "WAV")])
+def test_stream_blocks_equal_the_whole_input(tmp_path, rate, channels, fmt):
+    """Block by block (soxr's streaming resampler across block edges) gives exactly what load_audio gives."""
+    speech = synthetic_speech(7.3, rate, seed=3)
+    data = np.stack([speech, 0.5 * speech[::-1]], axis=1) if channels == 2 else speech
+    path = write_clip(tmp_path / f"clip.{fmt.lower()}", data, rate, format=fmt)
+    for channel in (None, channels - 1):
+        with AudioStream(path, channel=channel, block_seconds=0.37) as stream:
+            blocks = list(stream.blocks())
+            summary = stream.scan()
+        joined = np.concatenate(blocks)
+        assert len(blocks) > 10 and np.array_equal(joined, load_audio(path, channel=channel).samples)
+        assert summary.num_samples == len(joined) and summary.peak == np.abs(joined).max()
+        assert summary.mean == pytest.approx(joined.astype(np.float64).mean(), abs=1e-12)
+        assert summary.variance == pytest.approx(joined.astype(np.float64).var(), rel=1e-9)
+    assert np.array_equal(np.concatenate(list(AudioStream(data, sampling_rate=rate, block_seconds=1.1).blocks())),
+                          load_audio(data, sampling_rate=rate).samples)
+
+
+def test_stream_names_where_a_file_stops_decoding(tmp_path):
+    path = write_clip(tmp_path / "long.flac", synthetic_speech(30.0, seed=4))
+    path.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.6)])  # cut off after ~18 s
+    stream = AudioStream(path, block_seconds=2.0)  # the header is fine
+    seen = []
+    with pytest.raises(AudioError) as caught:
+        for block in stream.blocks():
+            seen.append(len(block))
+    assert caught.value.source == str(path) and "corrupt or truncated" in caught.value.reason
+    stopped = float(caught.value.reason.split("stops decoding at ")[1].split(" s")[0])
+    assert 10.0 < stopped < 20.0 and sum(seen) / 16000 == pytest.approx(stopped, abs=0.1)
+
+
+def test_stream_reports_nan_from_its_position():
+    samples = synthetic_speech(5.0)
+    samples[3 * 16000 + 5] = np.nan
+    with pytest.raises(AudioError, match=r"1 NaN or infinite samples \(from 3.0 s\)"):
+        list(AudioStream(samples, sampling_rate=16000, block_seconds=1.0).blocks())

@@ -30,10 +30,15 @@ def test_recursive_segments_jsonl_channel_and_file_list(tiny_checkpoint, clip_fo
     out = tmp_path / "scores.jsonl"
     assert main(["score", str(clip_folder), "--recursive", "--segments", "--model", str(tiny_checkpoint),
                  "--output", str(out), "--quiet", "--batch-size", "2"]) == 0
-    records = [json.loads(line) for line in out.read_text().splitlines()]
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    records = [r for r in lines if "segment" not in r]  # a file's line follows its windows' lines
     assert [Path(r["path"]).name for r in records] == ["clean.wav", "noisy.wav", "stereo.flac"]
-    assert [len(r["segments"]) for r in records] == [1, 3, 1]
-    assert records[1]["segments"][2] == pytest.approx({"start_s": 1.32, "end_s": 9.0, "mos": records[1]["segments"][2]["mos"]})
+    assert [r["windows"] for r in records] == [1, 3, 1]
+    windows = [r for r in lines if "segment" in r and r["path"] == records[1]["path"]]
+    assert [w["segment"] for w in windows] == [0, 1, 2]
+    assert windows[2] == pytest.approx({"path": records[1]["path"], "segment": 2, "start_s": 1.32, "end_s": 9.0,
+                                        "mos": windows[2]["mos"]})
+    assert lines.index(windows[2]) < lines.index(records[1])
 
     # speech on the left channel, digital silence on the right: the silent flag shows which was read
     speech = synthetic_speech(2.0)
@@ -52,9 +57,9 @@ def test_segments_csv_has_a_row_per_window(tiny_checkpoint, clip_folder, tmp_pat
     assert main(["score", str(clip_folder / "noisy.wav"), "--segments", "--model", str(tiny_checkpoint),
                  "--output", str(out), "--quiet"]) == 0
     rows = _read_csv(out)
-    assert [r["segment"] for r in rows] == ["", "0", "1", "2"]
-    assert np.mean([float(r["mos"]) for r in rows[1:]]) == pytest.approx(float(rows[0]["mos"]), abs=1e-3)
-    assert rows[3]["start_s"] == "1.320" and rows[3]["end_s"] == "9.000"
+    assert [r["segment"] for r in rows] == ["0", "1", "2", ""]  # windows as they are scored, then the file
+    assert np.mean([float(r["mos"]) for r in rows[:3]]) == pytest.approx(float(rows[3]["mos"]), abs=1e-3)
+    assert rows[2]["start_s"] == "1.320" and rows[2]["end_s"] == "9.000"
 
 
 def test_table_on_stdout_flags_silence(tiny_checkpoint, tmp_path, capsys):
@@ -113,3 +118,37 @@ def test_usage_errors(tiny_checkpoint, tmp_path, capsys):
     assert "neither a built-in name" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="must end in .csv or .jsonl"):
         main(["score", "x.wav", "--model", str(tiny_checkpoint), "--output", str(tmp_path / "x.txt")])
+
+
+def test_hop_and_summary_columns(tiny_checkpoint, tmp_path, capsys):
+    clip = write_clip(tmp_path / "long.wav", synthetic_speech(20.0, seed=5))
+    default, hopped = tmp_path / "default.csv", tmp_path / "hopped.csv"
+    assert main(["score", str(clip), "--model", str(tiny_checkpoint), "--output", str(default), "--quiet"]) == 0
+    assert main(["score", str(clip), "--model", str(tiny_checkpoint), "--output", str(hopped), "--quiet",
+                 "--hop", "7.68", "--below", "3.0", "--segments"]) == 0
+    row = _read_csv(default)[0]
+    assert "share_below" not in row and float(row["lowest_mos"]) <= float(row["p10_mos"]) <= float(row["mos"]) + 1e-4
+    rows = _read_csv(hopped)
+    assert [r["segment"] for r in rows] == ["0", "1", "2", ""]  # 3 windows at hop 7.68 s instead of 14
+    assert float(rows[3]["lowest_mos"]) == pytest.approx(min(float(r["mos"]) for r in rows[:3]), abs=1e-4)
+    assert 0.0 <= float(rows[3]["share_below"]) <= 1.0
+    out = tmp_path / "hopped.jsonl"
+    assert main(["score", str(clip), "--model", str(tiny_checkpoint), "--output", str(out), "--quiet",
+                 "--hop", "2", "--below", "5"]) == 0
+    record = json.loads(out.read_text())
+    assert record["share_below"] == 1.0 and record["lowest_mos"] <= record["p10_mos"]
+    assert main(["score", str(clip), "--model", str(tiny_checkpoint), "--hop", "0", "--quiet"]) == 2
+    assert "--hop: window_hop must be in (0, 7.68]" in capsys.readouterr().err
+
+
+def test_long_file_streams_its_window_rows_and_progress_counts_audio_seconds(tiny_checkpoint, tmp_path, capsys):
+    long = write_clip(tmp_path / "long.flac", synthetic_speech(75.0, seed=6))  # over the 60 s stream threshold
+    short = write_clip(tmp_path / "short.wav", synthetic_speech(4.0, seed=7))
+    out = tmp_path / "windows.csv"
+    assert main(["score", str(long), str(short), "--segments", "--model", str(tiny_checkpoint), "--output",
+                 str(out), "--hop", "7.68"]) == 0
+    rows = _read_csv(out)
+    assert [r["segment"] for r in rows] == [str(k) for k in range(10)] + ["", "0", ""]  # ceil(67.32 / 7.68) + 1
+    assert float(rows[9]["end_s"]) == pytest.approx(75.0)
+    bar = capsys.readouterr().err
+    assert "79/79 s of audio" in bar and "x real time" in bar

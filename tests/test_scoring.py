@@ -86,16 +86,16 @@ def test_pipeline_task(tiny_model, clip_folder):
 
 
 def test_unexpected_decoder_failure_becomes_an_error_row(tiny_model, clip_folder, monkeypatch):
-    import hf_sqa.scoring as scoring
+    from hf_sqa.audio import AudioStream
 
-    real_load = scoring.load_audio
+    real_read = AudioStream.read
 
-    def flaky_load(item, **kwargs):
-        if str(item).endswith("noisy.wav"):
+    def flaky_read(self):
+        if self.label.endswith("noisy.wav"):
             raise RuntimeError("decoder crashed")
-        return real_load(item, **kwargs)
+        return real_read(self)
 
-    monkeypatch.setattr(scoring, "load_audio", flaky_load)
+    monkeypatch.setattr(AudioStream, "read", flaky_read)
     paths = [str(clip_folder / "noisy.wav"), str(clip_folder / "clean.wav")]
     results = list(iter_scores(paths, tiny_model))
     assert results[0].error == "RuntimeError: decoder crashed" and results[1].ok
@@ -114,3 +114,112 @@ def test_builtin_fast_model_ships_in_the_package_and_scores():
     noisy = speech + noise * np.sqrt(np.mean(speech**2) / 10 ** (-5 / 10))  # white noise at -5 dB SNR
     scores = score([speech, noisy], model="fast", sampling_rate=16000)
     assert np.all((scores >= 1) & (scores <= 5)) and scores[0] > scores[1] + 0.3
+
+
+def test_window_hop_sets_the_distance_between_window_starts(tiny_model):
+    from hf_sqa.models.windowing import window_starts
+
+    clip = synthetic_speech(20.0, seed=7)
+    default = next(iter_scores([clip], tiny_model, sampling_rate=16000))
+    assert len(default.segments) == 14  # the model's rule: windows at most 1 s apart
+    for hop in (2.0, 7.68):
+        (result,) = iter_scores([clip], tiny_model, sampling_rate=16000, window_hop=hop)
+        expected = window_starts(len(clip), 122880, int(round(hop * 16000)))
+        assert [round(s.start * 16000) for s in result.segments] == expected
+        with torch.no_grad():
+            alone = tiny_model(torch.from_numpy(clip), window_max_hop=int(round(hop * 16000))).mos.item()
+        assert result.mos == pytest.approx(alone, abs=1e-5)
+        assert score(clip, model=tiny_model, sampling_rate=16000, window_hop=hop)[0] == pytest.approx(alone, abs=1e-5)
+    assert len(expected) == 3 and tiny_model.config.window_max_hop == 16000  # the model itself is unchanged
+    for bad in (0, -1.0, 7.7, float("nan")):
+        with pytest.raises(ValueError, match="window_hop must be in"):
+            list(iter_scores([clip], tiny_model, sampling_rate=16000, window_hop=bad))
+
+
+def test_load_model_with_a_window_hop(tmp_path):
+    torch.manual_seed(0)
+    ConvTransformerForMOSRegression(tiny_student_config()).save_pretrained(tmp_path / "tiny")
+    assert load_model(tmp_path / "tiny", window_hop=3.84).config.window_max_hop == 61440
+    with pytest.raises(ValueError, match="window_hop must be in"):
+        load_model(tmp_path / "tiny", window_hop=0.0)
+
+
+def test_summary_of_a_files_windows():
+    from hf_sqa.scoring import Segment, summarize_windows
+
+    # the MOS of an instant is the mean of the windows covering it: 2 on [0, 2), 3 on [2, 4), 4 on [4, 6)
+    windows = [Segment(0.0, 4.0, 2.0), Segment(2.0, 6.0, 4.0)]
+    lowest, p10, share = summarize_windows(windows, below=3.0)
+    assert (lowest, p10) == pytest.approx((2.0, 2.2)) and share == pytest.approx(2 / 6)
+    assert summarize_windows(windows, below=3.5)[2] == pytest.approx(4 / 6)
+    assert np.isnan(summarize_windows(windows)[2])
+    # one window per instant (hop = window): time-weighted, the short last window counts for its length
+    assert summarize_windows([Segment(0.0, 7.68, 2.0), Segment(7.68, 9.0, 4.0)], below=3.0)[2] == pytest.approx(7.68 / 9)
+
+
+def test_results_carry_where_a_file_is_worst(tiny_model):
+    clean = synthetic_speech(12.0, seed=8)
+    noisy = synthetic_speech(12.0, seed=8, noise_db=-5.0)
+    both = np.concatenate([clean, noisy])  # the file gets worse half way
+    (result,) = iter_scores([both], tiny_model, sampling_rate=16000, below=3.0)
+    window_mos = np.array([s.mos for s in result.segments])
+    assert result.lowest_mos == pytest.approx(window_mos.min())
+    assert result.p10_mos == pytest.approx(np.percentile(window_mos, 10))
+    assert 0.0 <= result.share_below <= 1.0
+    (without,) = iter_scores([both], tiny_model, sampling_rate=16000)
+    assert np.isnan(without.share_below) and without.lowest_mos == result.lowest_mos
+
+
+def test_pipeline_window_hop_and_summary(tiny_model):
+    sqa = pipeline("speech-quality-assessment", model=tiny_model)
+    clip = synthetic_speech(20.0, seed=9)
+    result = sqa(clip, sampling_rate=16000, window_hop=7.68, below=4.0)
+    assert len(result["segments"]) == 3 and 0.0 <= result["share_below"] <= 1.0
+    assert result["lowest_mos"] == pytest.approx(min(s["mos"] for s in result["segments"]))
+    assert "share_below" not in sqa(clip, sampling_rate=16000)
+
+
+def test_streamed_inputs_score_as_whole_ones(tiny_model, clip_folder):
+    paths = sorted(str(p) for p in clip_folder.rglob("*.*")) + [synthetic_speech(12.0, seed=3)]
+    whole = list(iter_scores(paths, tiny_model, sampling_rate=16000))
+    events = []
+    streamed = list(iter_scores(paths, tiny_model, sampling_rate=16000, stream_seconds=0.0,
+                                on_segment=lambda result, segment: events.append((result.index, segment))))
+    for a, b in zip(whole, streamed):
+        assert a.ok and b.ok and b.mos == pytest.approx(a.mos, abs=1e-6)
+        assert [s.start for s in a.segments] == [s.start for s in b.segments]
+        assert [s.end for s in a.segments] == [s.end for s in b.segments]
+        assert np.allclose([s.mos for s in a.segments], [s.mos for s in b.segments], atol=1e-6)
+        assert (a.duration, a.is_silent, a.p10_mos) == pytest.approx((b.duration, b.is_silent, b.p10_mos), abs=1e-6)
+    assert [index for index, _ in events] == [r.index for r in streamed for _ in r.segments]
+
+
+def test_a_long_file_that_stops_decoding_is_an_error_row_naming_where(tiny_model, tmp_path):
+    good = write_clip(tmp_path / "good.flac", synthetic_speech(70.0, seed=1))
+    cut = write_clip(tmp_path / "cut.flac", synthetic_speech(70.0, seed=2))
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    results = list(iter_scores([str(cut), str(good)], tiny_model))
+    assert "stops decoding at" in results[0].error and "corrupt or truncated" in results[0].error
+    assert 20 < float(results[0].error.split("stops decoding at ")[1].split(" s")[0]) < 50
+    assert results[1].ok and len(results[1].segments) == 64  # ceil((70 - 7.68) / 1) + 1
+
+
+def test_a_stream_failing_while_scored_keeps_the_windows_before(tiny_model, tmp_path, monkeypatch):
+    from hf_sqa.audio import AudioStream
+
+    path = write_clip(tmp_path / "long.wav", synthetic_speech(90.0, seed=4))
+    passes = []
+    original = AudioStream.blocks
+
+    def failing_second_pass(self):
+        passes.append(1)
+        for number, block in enumerate(original(self)):
+            if len(passes) == 2 and number == 2:  # the scoring pass, 60 s in (30 s blocks)
+                raise AudioError(self.label, "stops decoding at 60.0 s (simulated)")
+            yield block
+
+    monkeypatch.setattr(AudioStream, "blocks", failing_second_pass)
+    seen = []
+    (result,) = iter_scores([str(path)], tiny_model, on_segment=lambda r, s: seen.append(s))
+    assert result.error == "stops decoding at 60.0 s (simulated)" and np.isnan(result.mos)
+    assert 40 < len(result.segments) == len(seen) < 83 and result.segments[-1].end <= 60.0

@@ -14,14 +14,19 @@ class FastMOSConfig(ConvTransformerMOSConfig):
     clip (in chunks of `frontend_chunk_frames` output frames that overlap by the conv stack's receptive
     field, so memory stays bounded), and the head scores every window from the shared frames. Overlapping
     windows then cost head work only. Windows start on the frame grid (`samples_per_frame` = 320 samples,
-    20 ms) nearest to the sample starts of the windowing rule; a clip shorter than a window is one window of
-    its own frames, without zero padding.
+    20 ms) nearest to the sample starts of the windowing rule.
 
     Defaults are the `fast` preset's sizes (`conv_channels`, head) — see `STUDENT_PRESETS`.
 
     frontend_chunk_frames (`int`, defaults to 500):
         Output frames (10 s at 20 ms) per front-end chunk; bounds the conv activations' memory (with
         60 s chunks they were a few hundred MB of a long recording's peak RSS).
+    pad_short_clips (`bool`, defaults to `False`):
+        `True`: score a clip shorter than a window as the windowed model does, as one window zero-padded
+        at the end: its own frames followed by the frames of silence (computed once per set of weights, so
+        the padding costs head work only). Distill-MOS weights then score short clips exactly as Distill-MOS.
+        `False`: one window of the clip's own frames; a student trained so learns the effect of the
+        teacher's padding (the shipped `fast` is; see the README for which trained better).
     level_normalization (`str`, defaults to `"peak"`):
         `"peak"`: divide the clip by its peak absolute sample (scores do not depend on gain).
     """
@@ -29,6 +34,7 @@ class FastMOSConfig(ConvTransformerMOSConfig):
     model_type = "fast_mos"
 
     frontend_chunk_frames: int = 500
+    pad_short_clips: bool = False
     level_normalization: str = "peak"
 
     def __post_init__(self, **kwargs):

@@ -21,6 +21,14 @@ import numpy as np
 import torch
 
 
+def check_window_max_hop(max_hop: int, window_length: int) -> None:
+    """A hop between window starts must be a positive whole number of samples and at most one window (a
+    longer one would leave audio between windows unscored)."""
+    if isinstance(max_hop, bool) or not isinstance(max_hop, int) or not 0 < max_hop <= window_length:
+        raise ValueError(f"window hop must be a whole number of samples in (0, window_length = {window_length}], "
+                         f"got {max_hop!r}")
+
+
 def window_starts(num_samples: int, window_length: int, max_hop: int) -> list[int]:
     """Start offsets (in samples) of the windows covering a clip of ``num_samples`` samples."""
     if num_samples <= 0:
@@ -50,23 +58,21 @@ class WindowBatch:
 
 
 def make_windows(
-    input_values: torch.Tensor, lengths: torch.Tensor, window_length: int, max_hop: int
+    input_values: torch.Tensor, lengths: torch.Tensor, window_length: int, max_hop: int,
+    rows: slice = slice(None),
 ) -> WindowBatch:
-    """Cut every clip of a padded batch into its windows.
+    """Cut the windows of a padded batch (all of them, or the `rows` slice of the batch's window list, so
+    a long clip can be cut a chunk of windows at a time).
 
     input_values: (batch, time) padded waveforms
     lengths:      (batch,) number of real samples per clip; samples past it are ignored (treated as zeros)
     """
     if input_values.dim() != 2:
         raise ValueError(f"input_values must be (batch, time), got shape {tuple(input_values.shape)}")
-    item_index, starts, valid = [], [], []
-    for item, length in enumerate(lengths.tolist()):
-        for start in window_starts(int(length), window_length, max_hop):
-            item_index.append(item)
-            starts.append(start)
-            valid.append(min(window_length, int(length) - start))
+    item_index, starts, valid = plan_windows(lengths, window_length, max_hop)
+    item_index, starts, valid = item_index[rows], starts[rows], valid[rows]
     device = input_values.device
-    # one slice copy per window (windows are few); samples past a clip's end stay zero
+    # one slice copy per window; samples past a clip's end stay zero
     windows = input_values.new_zeros(len(starts), window_length)
     for row, (item, start, count) in enumerate(zip(item_index, starts, valid)):
         windows[row, :count] = input_values[item, start : start + count]
@@ -76,12 +82,69 @@ def make_windows(
     return WindowBatch(windows=windows, lengths=valid_t, item_index=item_index_t, starts=starts_t)
 
 
+def plan_windows(lengths: torch.Tensor, window_length: int, max_hop: int) -> tuple[list[int], list[int], list[int]]:
+    """(batch item, start sample, real samples) of every window of a batch, items in order, windows of an
+    item in time order."""
+    item_index, starts, valid = [], [], []
+    for item, length in enumerate(lengths.tolist()):
+        for start in window_starts(int(length), window_length, max_hop):
+            item_index.append(item)
+            starts.append(start)
+            valid.append(min(window_length, int(length) - start))
+    return item_index, starts, valid
+
+
+class SampleBuffer:
+    """A clip that arrives as a stream of sample blocks, read like a (num_samples,) tensor.
+
+    `buffer[a:b]` or `buffer[index_tensor]` returns those samples (float32 tensor), pulling blocks from the
+    stream as far as needed; samples before the earliest one a read asks for are dropped, so reads must
+    not go back before the start of the previous read (windows and front-end chunks in time order), and
+    memory stays bounded by the span of one read plus one block.
+    """
+
+    def __init__(self, blocks, num_samples: int):
+        self.blocks = iter(blocks)
+        self.shape = (num_samples,)
+        self.device = torch.device("cpu")
+        self.samples = np.zeros(0, np.float32)
+        self.first = 0  # clip index of self.samples[0]
+
+    def _load(self, low: int, high: int) -> None:
+        """Hold samples [low, high) of the clip (high <= num_samples), dropping those before low."""
+        if low < self.first:
+            raise ValueError(f"sample {low} was already dropped (the buffer starts at {self.first})")
+        if high > self.shape[0]:
+            raise IndexError(f"sample {high - 1} is past the clip's {self.shape[0]} samples")
+        pieces = [self.samples[low - self.first :]]  # held samples from `low` on (maybe none)
+        end = self.first + len(self.samples)  # clip index after the last sample pulled so far
+        while end < high:
+            block = next(self.blocks, None)
+            if block is None:
+                raise ValueError(f"the stream ended after {end} samples; {self.shape[0]} were announced")
+            block = np.asarray(block, dtype=np.float32)
+            pieces.append(block[max(low - end, 0) :])  # empty when the block ends before `low`
+            end += len(block)
+        self.samples = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+        self.first = low
+
+    def __getitem__(self, key) -> torch.Tensor:
+        if isinstance(key, slice):
+            start, stop, _ = key.indices(self.shape[0])
+            self._load(start, stop)
+            return torch.from_numpy(self.samples[start - self.first : stop - self.first].copy())
+        index = torch.as_tensor(key)
+        self._load(int(index.min()), int(index.max()) + 1)
+        return torch.from_numpy(self.samples[(index - self.first).numpy()])
+
+
 def average_per_item(window_values: torch.Tensor, item_index: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Mean of per-window values per batch item: (num_windows,) -> (batch,)."""
-    sums = torch.zeros(batch_size, dtype=window_values.dtype, device=window_values.device)
-    sums = sums.index_add(0, item_index, window_values)
-    counts = torch.bincount(item_index, minlength=batch_size).to(window_values.dtype)
-    return sums / counts
+    """Mean of per-window values per batch item: (num_windows,) -> (batch,), summed in float64 (an hour
+    has thousands of windows; a streamed clip's mean is taken the same way)."""
+    sums = torch.zeros(batch_size, dtype=torch.float64, device=window_values.device)
+    sums = sums.index_add(0, item_index, window_values.double())
+    counts = torch.bincount(item_index, minlength=batch_size).double()
+    return (sums / counts).to(window_values.dtype)
 
 
 def pad_per_item(

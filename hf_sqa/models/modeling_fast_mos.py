@@ -1,23 +1,26 @@
 """The fast student: one front-end pass per clip, the head per window on the shared frames.
 
     clip (T,) -> / peak -> STFT + conv stack over the whole clip, in overlapping chunks -> frames (L, C * F)
+    [clip shorter than a window: its frames + the frames of silence up to one window, L = frames_per_window]
     -> BatchNorm (the batch's frames together) -> windows of <= frames_per_window frames on the frame grid
     -> MOS head per window (windows of equal length batched) -> window MOS -> clip MOS = their mean
 
 Same parameter names as `ConvTransformerForMOSRegression`, so a Distill-MOS import or a pruned student
-loads into it; only how the front end is run differs (no per-window recomputation of overlapping audio, no
-zero-padded windows for short clips).
+loads into it; only how the front end is run differs: no per-window recomputation of overlapping audio,
+and a short clip's zero padding costs no front-end work (the frames of silence are computed once).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import math
+
 import torch
 
 from .configuration_fast_mos import FastMOSConfig
 from .modeling_conv_transformer_mos import ConvTransformerForMOSRegression
-from .windowing import window_starts
+from .windowing import SampleBuffer, window_starts
 
 
 def reflect_padded_slice(samples: torch.Tensor, side: int, start: int, stop: int) -> torch.Tensor:
@@ -34,6 +37,53 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
     config_class = FastMOSConfig
     config: FastMOSConfig
 
+    def __init__(self, config: FastMOSConfig):
+        super().__init__(config)
+        self._silence_cache: tuple[tuple, torch.Tensor] | None = None
+
+    def pads(self, num_samples: int) -> bool:
+        """Whether a clip of `num_samples` is scored as one window zero-padded to `window_length`."""
+        return self.config.pad_short_clips and num_samples < self.config.window_length
+
+    def silence_frames(self) -> torch.Tensor:
+        """Conv features (frames_per_window, C * F) of one window of zeros: what the teacher's front end
+        gives the zero padding of a short clip (constant, but for the conv's zero padding at the end).
+
+        Depends on the weights only, and is taken as a constant of them: computed without gradients (in
+        training the padding then shapes the head, not the front end) and cached, keyed on the front end's
+        parameters and their in-place version counters (an optimiser step or load_state_dict changes the
+        key), so a training step computes it once, inference once per set of weights."""
+        device = self.frontend.convs[0].weight.device
+        autocast = torch.is_autocast_enabled(device.type) and torch.get_autocast_dtype(device.type)
+        key = (device, autocast, tuple((id(p), p._version) for p in self.frontend.parameters()))
+        if self._silence_cache is None or self._silence_cache[0] != key:
+            with torch.no_grad():
+                silence = self.clip_features(torch.zeros(self.config.window_length, device=device))
+            self._silence_cache = (key, silence)
+        return self._silence_cache[1]
+
+    def padded_window_features(self, samples: torch.Tensor, level: torch.Tensor | float = 1.0) -> torch.Tensor:
+        """A clip (T,) shorter than a window -> conv features (frames_per_window, C * F) of the clip zero-padded
+        to one window, as the teacher computes them: the front end runs over the clip and just enough zeros
+        for the frames that see it; the frames that see only zeros are `silence_frames()`."""
+        cfg = self.config
+        stride, hop, margin = cfg.time_stride, cfg.stft_hop_length, cfg.receptive_margin
+        # first output frame whose receptive field (STFT frames k * stride +- margin, each n_fft samples
+        # from (frame * hop - edge padding)) starts at or after the clip's end
+        silent_from = min(math.ceil((samples.shape[0] + self.frontend.edge_padding + margin * hop) / (stride * hop)),
+                          cfg.frames_per_window)
+        # frames before it need STFT frames up to (silent_from - 1) * stride + margin, all inside the zeros
+        extended = min(cfg.window_length, ((silent_from - 1) * stride + margin) * hop + cfg.stft_n_fft)
+        clip_part = self.clip_features(torch.nn.functional.pad(samples, (0, extended - samples.shape[0])), level)
+        return torch.cat([clip_part[:silent_from], self.silence_frames()[silent_from:].to(clip_part.dtype)])
+
+    def clip_frames(self, samples: torch.Tensor, level: torch.Tensor | float = 1.0) -> torch.Tensor:
+        """Conv features the head's windows are cut from: (config.output_frames(T), C * F), or
+        (frames_per_window, C * F) for a clip that `pads`."""
+        if self.pads(samples.shape[0]):
+            return self.padded_window_features(samples, level)
+        return self.clip_features(samples, level)
+
     def clip_features(self, samples: torch.Tensor, level: torch.Tensor | float = 1.0) -> torch.Tensor:
         """One clip (T,) / level -> conv features (L, C * F), L = config.output_frames(T)."""
         return torch.cat([piece for _, piece in self.clip_feature_chunks(samples, level)])
@@ -43,9 +93,8 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
         low, high = torch.aminmax(samples)  # without an abs() copy of a long clip
         return torch.maximum(-low, high) + 1e-8
 
-    def clip_feature_chunks(self, samples: torch.Tensor, level: torch.Tensor | float = 1.0
-                            ) -> Iterator[tuple[int, torch.Tensor]]:
-        """One clip (T,), divided by `level` chunk by chunk (no normalised copy of a long clip) -> (first
+    def clip_feature_chunks(self, samples, level: torch.Tensor | float = 1.0) -> Iterator[tuple[int, torch.Tensor]]:
+        """One clip (T,) (a tensor, or a `SampleBuffer` read in time order), divided by `level` chunk by chunk (no normalised copy of a long clip) -> (first
         frame, conv features (l, C * F)) of each chunk of `frontend_chunk_frames` output frames, in time
         order.
 
@@ -65,30 +114,35 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
             lo = max(0, first * stride - margin)  # a multiple of stride: output k sits at input lo + k * stride
             hi = min(total_stft, last * stride + margin)
             padded = reflect_padded_slice(samples, frontend.edge_padding, lo * cfg.stft_hop_length,
-                                          (hi - 1) * cfg.stft_hop_length + cfg.stft_n_fft) / level
+                                          (hi - 1) * cfg.stft_hop_length + cfg.stft_n_fft)
+            padded = padded.to(frontend.convs[0].weight.device) / level
             features = frontend.conv_stack(frontend.spectrum_of_padded(padded[None]))  # (1, C, F, t)
             offset = lo // stride
             yield first, frontend.frames(features)[0, first - offset : last - offset]
 
-    def window_frames(self, num_samples: int) -> list[tuple[int, int, int]]:
-        """(sample start, first frame, frame count) of each window of a clip: the windowing rule's starts,
-        moved to the nearest frame."""
+    def window_frames(self, num_samples: int, window_max_hop: int | None = None) -> list[tuple[int, int, int]]:
+        """(sample start, first frame, frame count) of each window of a clip: the windowing rule's starts
+        (windows at most `window_max_hop` apart, default config.window_max_hop), moved to the nearest frame
+        (a clip that `pads` is one whole window)."""
         cfg = self.config
+        if self.pads(num_samples):
+            return [(0, 0, cfg.frames_per_window)]
         total = cfg.output_frames(num_samples)
         per_window = cfg.frames_per_window
         windows = []
-        for start in window_starts(num_samples, cfg.window_length, cfg.window_max_hop):
+        for start in window_starts(num_samples, cfg.window_length, window_max_hop or cfg.window_max_hop):
             first = min(int(round(start / cfg.samples_per_frame)), max(total - per_window, 0))
             windows.append((start, first, min(per_window, total - first)))
         return windows
 
     def score_clips(
-        self, input_values: torch.Tensor, lengths: torch.Tensor
+        self, input_values: torch.Tensor, lengths: torch.Tensor, window_max_hop: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Every window of every clip scored from the clip's shared frames: (window MOS, batch item of each
         window, its start sample), all (num_windows,).
 
-        input_values: (batch, time) padded; lengths: (batch,) real samples per clip
+        input_values: (batch, time) padded; lengths: (batch,) real samples per clip;
+        window_max_hop: samples between window starts at most (None: config.window_max_hop)
 
         Inference (eval mode, no gradients) streams each clip: BatchNorm then applies fixed statistics frame
         by frame, so a window is scored as soon as the front end has reached its end and only the frames
@@ -100,7 +154,7 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
         if not self.training and not torch.is_grad_enabled():
             item_index, starts, scores = [], [], []
             for item, length in enumerate(lengths):
-                clip_starts, clip_scores = self._stream_clip(input_values[item, :length])
+                clip_starts, clip_scores = self._stream_clip(input_values[item, :length], window_max_hop)
                 item_index += [item] * len(clip_starts)
                 starts += clip_starts
                 scores.append(clip_scores)
@@ -110,13 +164,13 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
         features = []
         for item, length in enumerate(lengths):
             clip = input_values[item, :length]
-            features.append(self.clip_features(clip, self.clip_level(clip)))
+            features.append(self.clip_frames(clip, self.clip_level(clip)))
         frame_counts = [f.shape[0] for f in features]
         features = self.feature_norm(torch.cat(features).T[None])[0].T.split(frame_counts)  # (frames, C * F) each
 
         item_index, starts, windows = [], [], []
         for item, length in enumerate(lengths):
-            for start, first, count in self.window_frames(length):
+            for start, first, count in self.window_frames(length, window_max_hop):
                 windows.append(features[item][first : first + count])
                 item_index.append(item)
                 starts.append(start)
@@ -139,24 +193,45 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
         scores = torch.cat(scores)
         return scores.new_empty(len(windows)).index_put((torch.tensor(rows, device=scores.device),), scores)
 
-    def _stream_clip(self, clip: torch.Tensor) -> tuple[list[int], torch.Tensor]:
-        """(start samples, window MOS (windows,)) of one clip (T,), windows scored as the front end reaches
-        their ends (inference only: BatchNorm with its running statistics)."""
-        windows = self.window_frames(clip.shape[0])  # (start, first frame, count), starts ascending
-        scores: list[torch.Tensor | None] = [None] * len(windows)
-        pending = list(range(len(windows)))
+    def score_stream(self, blocks, summary, window_max_hop: int | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+        """`MOSPreTrainedModel.score_stream`: the clip's peak comes from the summary, then the front end
+        runs chunk by chunk over the stream as in inference on a whole clip."""
+        samples = SampleBuffer(blocks, summary.num_samples)
+        level = torch.tensor(summary.peak, dtype=torch.float32) + 1e-8  # as clip_level computes it
+        yield from self._stream_windows(samples, level, window_max_hop)
+
+    def _stream_clip(self, clip: torch.Tensor, window_max_hop: int | None = None) -> tuple[list[int], torch.Tensor]:
+        """(start samples, window MOS (windows,)) of one clip (T,) (inference only)."""
+        starts, scores = zip(*self._stream_windows(clip, self.clip_level(clip), window_max_hop))
+        return list(starts), torch.stack(scores)
+
+    def _stream_windows(self, samples, level, window_max_hop: int | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+        """(start sample, window MOS) of each window of one clip, in time order, each scored as soon as the
+        front end has reached its end (inference only: BatchNorm with its running statistics); only the
+        frames of windows still to come are kept.
+
+        samples: the clip, a (T,) tensor or a `SampleBuffer` over a stream (read in time order)
+        """
+        num_samples = samples.shape[0]
+        if self.pads(num_samples):  # one window, shorter than a front-end chunk
+            clip = samples[0:num_samples]
+            frames = self.feature_norm(self.clip_frames(clip, level).T[None])[0].T
+            yield 0, self.head(frames[None])[0]
+            return
+        windows = self.window_frames(num_samples, window_max_hop)  # (start, first frame, count), ascending
+        done = 0  # windows scored and yielded
         kept, kept_first = [], 0  # normalised frames from frame `kept_first` on, (l, C * F) pieces
-        for first, piece in self.clip_feature_chunks(clip, self.clip_level(clip)):
+        for first, piece in self.clip_feature_chunks(samples, level):
             kept.append(self.feature_norm(piece.T[None])[0].T)
             frames = torch.cat(kept)
             reached = first + piece.shape[0]
-            ready = [k for k in pending if windows[k][1] + windows[k][2] <= reached]
-            if ready:
-                offsets = [(windows[k][1] - kept_first, windows[k][2]) for k in ready]  # (first, count) in `frames`
+            ready = done
+            while ready < len(windows) and windows[ready][1] + windows[ready][2] <= reached:
+                ready += 1
+            if ready > done:
+                offsets = [(windows[k][1] - kept_first, windows[k][2]) for k in range(done, ready)]  # in `frames`
                 values = self._head_by_length([frames[at : at + count] for at, count in offsets])
-                for k, value in zip(ready, values):
-                    scores[k] = value
-            pending = [k for k in pending if scores[k] is None]
-            keep_from = min((windows[k][1] for k in pending), default=reached)
+                yield from zip([windows[k][0] for k in range(done, ready)], values)
+                done = ready
+            keep_from = windows[done][1] if done < len(windows) else reached
             kept, kept_first = [frames[keep_from - kept_first :]], keep_from
-        return [start for start, _, _ in windows], torch.stack(scores)

@@ -9,6 +9,7 @@ A model family implements two hooks:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +18,9 @@ from transformers.utils import ModelOutput
 
 from .configuration_mos import MOSConfig
 from .head import MOSHead
-from .windowing import average_per_item, make_windows, pad_per_item
+from .windowing import (
+    SampleBuffer, average_per_item, check_window_max_hop, make_windows, pad_per_item, plan_windows, window_starts,
+)
 
 # CPU inference scores windows in chunks of this many: larger chunks overflow the CPU caches (the head's
 # attention maps alone are 8 x 384 x 384 floats per window). Distill-MOS head, 2 threads: 14-16 ms/window
@@ -83,21 +86,56 @@ class MOSPreTrainedModel(PreTrainedModel):
         return chunk
 
     def score_clips(
-        self, input_values: torch.Tensor, lengths: torch.Tensor
+        self, input_values: torch.Tensor, lengths: torch.Tensor, window_max_hop: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Every window of every clip scored: (window MOS, batch item of each window, its start sample), all
         (num_windows,), windows of an item contiguous and in time order.
 
-        input_values: (batch, time) padded; lengths: (batch,) real samples per clip
+        input_values: (batch, time) padded; lengths: (batch,) real samples per clip;
+        window_max_hop: samples between window starts at most (None: config.window_max_hop)
         """
+        cfg = self.config
+        hop = window_max_hop or cfg.window_max_hop
         input_values = self.normalize_clips(input_values, lengths)
-        batch = make_windows(input_values, lengths, self.config.window_length, self.config.window_max_hop)
+        item_index, starts, _ = plan_windows(lengths, cfg.window_length, hop)
         chunk = self.windows_per_forward(input_values.device)
-        window_mos = torch.cat([
-            self.score_windows(batch.windows[i : i + chunk], batch.lengths[i : i + chunk])
-            for i in range(0, batch.windows.shape[0], chunk)
-        ])
-        return window_mos, batch.item_index, batch.starts
+        window_mos = []
+        for i in range(0, len(starts), chunk):  # windows cut a chunk at a time: a long clip's are never all held
+            windows = make_windows(input_values, lengths, cfg.window_length, hop, rows=slice(i, i + chunk))
+            window_mos.append(self.score_windows(windows.windows, windows.lengths))
+        device = input_values.device
+        return (torch.cat(window_mos), torch.tensor(item_index, device=device),
+                torch.tensor(starts, device=device))
+
+    def normalize_stream(self, samples: torch.Tensor, summary) -> torch.Tensor:
+        """`normalize_clips` for part of a streamed clip, from the whole clip's `summary` (identity by
+        default)."""
+        return samples
+
+    def score_stream(self, blocks, summary, window_max_hop: int | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+        """One clip given as a stream of sample blocks (1-D arrays at `config.sampling_rate`, in order):
+        (start sample, window MOS) of each of its windows, in time order, each as soon as the stream has
+        passed the window's end. Memory is bounded by a chunk of windows and a block, whatever the clip's
+        length; the scores are those `forward` gives the whole clip.
+
+        summary: what a first pass over the clip found (`hf_sqa.audio.StreamSummary`: num_samples, peak,
+        mean, variance), for the windowing rule and the per-clip normalisation. Call it under
+        `torch.inference_mode()`.
+        """
+        cfg = self.config
+        total = summary.num_samples
+        starts = window_starts(total, cfg.window_length, window_max_hop or cfg.window_max_hop)
+        samples = SampleBuffer(blocks, total)
+        device = next(self.parameters()).device
+        chunk = self.windows_per_forward(device)
+        for i in range(0, len(starts), chunk):
+            part = starts[i : i + chunk]
+            counts = [min(cfg.window_length, total - start) for start in part]
+            windows = torch.zeros(len(part), cfg.window_length)
+            for row, (start, count) in enumerate(zip(part, counts)):
+                windows[row, :count] = self.normalize_stream(samples[start : start + count], summary)
+            scores = self.score_windows(windows.to(device), torch.tensor(counts, device=device))
+            yield from zip(part, scores)
 
     def forward(
         self,
@@ -105,6 +143,7 @@ class MOSPreTrainedModel(PreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         return_dict: bool | None = None,
+        window_max_hop: int | None = None,
         **kwargs,
     ) -> MOSRegressionOutput | tuple:
         """
@@ -112,6 +151,8 @@ class MOSPreTrainedModel(PreTrainedModel):
         attention_mask: (batch, time), 1 on real samples and 0 on padding; each clip is then scored exactly
                         as if it were alone (its windows are cut from its real samples only)
         labels:         (batch,) human or teacher MOS for the loss
+        window_max_hop: samples between window starts at most, for this call (default:
+                        `config.window_max_hop`, the model's own rule; see `check_window_max_hop`)
         """
         if input_values.dim() == 1:
             input_values = input_values[None]
@@ -124,7 +165,9 @@ class MOSPreTrainedModel(PreTrainedModel):
             empty = torch.nonzero(lengths <= 0).flatten().tolist()
             raise ValueError(f"batch items {empty} have no samples (attention_mask is all zero)")
 
-        window_mos, item_index, starts = self.score_clips(input_values, lengths)
+        if window_max_hop is not None:
+            check_window_max_hop(window_max_hop, self.config.window_length)
+        window_mos, item_index, starts = self.score_clips(input_values, lengths, window_max_hop)
         mos = average_per_item(window_mos, item_index, batch_size)
         window_grid, window_mask = pad_per_item(window_mos, item_index, batch_size)
         start_grid, _ = pad_per_item(starts, item_index, batch_size, fill_value=-1)

@@ -150,12 +150,25 @@ class XLSRForMOSRegression(MOSPreTrainedModel):
     def normalize_clips(self, input_values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if not self.config.normalize_input:
             return input_values
-        # zero mean, unit variance over each clip's real samples (Wav2Vec2FeatureExtractor: var + 1e-7)
+        # zero mean, unit variance over each clip's real samples (Wav2Vec2FeatureExtractor: var + 1e-7); the
+        # statistics in float64, as a streamed clip's first pass computes them (normalize_stream)
         real = torch.arange(input_values.shape[1], device=input_values.device)[None] < lengths[:, None]
-        count = lengths.to(input_values.dtype)[:, None]
-        mean = (input_values * real).sum(-1, keepdim=True) / count
-        variance = (((input_values - mean) * real) ** 2).sum(-1, keepdim=True) / count
-        return (input_values - mean) / torch.sqrt(variance + 1e-7) * real
+        wide = input_values.double() * real
+        count = lengths.double()[:, None]
+        mean = wide.sum(-1, keepdim=True) / count
+        variance = (wide * wide).sum(-1, keepdim=True) / count - mean * mean
+        return self._standardize(input_values, mean, variance) * real
+
+    def normalize_stream(self, samples: torch.Tensor, summary) -> torch.Tensor:
+        if not self.config.normalize_input:
+            return samples
+        return self._standardize(samples, torch.tensor(summary.mean, dtype=torch.float64),
+                                 torch.tensor(summary.variance, dtype=torch.float64))
+
+    @staticmethod
+    def _standardize(samples: torch.Tensor, mean: torch.Tensor, variance: torch.Tensor) -> torch.Tensor:
+        scale = torch.sqrt(variance.clamp_min(0.0) + 1e-7)
+        return ((samples - mean.to(samples.dtype)) / scale.to(samples.dtype)).to(samples.dtype)
 
     def read_hidden_layers(self, windows: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
         """Run the backbone up to the highest layer read.

@@ -133,9 +133,12 @@ def train_fast_student(
     bf16: bool = True,
     resume: bool = True,
     description: dict | None = None,
+    pad_short_clips: bool = False,
 ) -> Path:
     """Train a fast student on packed set(s) `train`, evaluating on packed set(s) `heldout` (a folder or a
-    list, see PackedClips); returns OUTPUT/final (with training_recipe.yaml)."""
+    list, see PackedClips); returns OUTPUT/final (with training_recipe.yaml). pad_short_clips: the
+    student's `FastMOSConfig.pad_short_clips` (score clips shorter than a window zero-padded, as the
+    teacher does)."""
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     final = output / "final"
@@ -143,6 +146,7 @@ def train_fast_student(
         return final
     set_seed(seed)
     model = fast_student_from(init) if init else FastMOSForMOSRegression(fast_config(preset))
+    model.config.pad_short_clips = pad_short_clips
     data = PackedClips(train)
     held = PackedClips(heldout)
     seconds_per_step = data.seconds() / len(data) * batch_size
@@ -177,6 +181,7 @@ def train_fast_student(
         "teacher": "distillmos", "init": init or f"random ({preset})", "train_data": _names(train),
         "heldout_data": _names(heldout), "steps": max_steps, "batch_size": batch_size,
         "learning_rate": learning_rate, "bf16": bf16, "dense_weight": dense_weight, "freeze_batchnorm": freeze_batchnorm,
+        "pad_short_clips": pad_short_clips,
         "distinct_clips": len(data), "distinct_audio_hours": round(data.seconds() / 3600, 3),
         "audio_hours_seen": round(max_steps * seconds_per_step / 3600, 2),
         "cpu_hours": round(history[-1]["cpu_s"] / 3600, 3) if history else None,

@@ -97,7 +97,7 @@ def test_windows_follow_the_teachers_rule_so_dense_labels_line_up(model):
         samples = int(seconds * cfg.sampling_rate)
         windows = model.window_frames(samples)
         assert [w[0] for w in windows] == window_starts(samples, cfg.window_length, cfg.window_max_hop)
-        total = cfg.output_frames(samples)
+        total = cfg.frames_per_window if model.pads(samples) else cfg.output_frames(samples)
         for start, first, count in windows:
             assert abs(first * cfg.samples_per_frame - start) <= cfg.samples_per_frame  # nearest frame, or clamped
             assert 0 < count <= cfg.frames_per_window and first + count <= total
@@ -105,6 +105,54 @@ def test_windows_follow_the_teachers_rule_so_dense_labels_line_up(model):
             out = model(torch.from_numpy(synthetic_speech(seconds, seed=1)))
         assert out.window_mos.shape[1] == len(windows)
         assert torch.allclose(out.mos, out.window_mos.nanmean(dim=1))
+
+
+@pytest.mark.parametrize("seconds", [0.05, 0.3, 3.0, 7.5, 7.679])
+def test_short_clip_features_equal_the_zero_padded_windows(model, seconds):
+    """The front end runs over a short clip and a few frames of zeros only; the rest of the window is the
+    cached frames of silence, exactly what a pass over the whole zero-padded window gives."""
+    cfg = model.config
+    cfg.pad_short_clips = True
+    clip = torch.from_numpy(synthetic_speech(seconds, seed=4))
+    with torch.no_grad():
+        padded = torch.nn.functional.pad(clip, (0, cfg.window_length - len(clip)))
+        whole = model.clip_features(padded, model.clip_level(clip))
+        assert whole.shape[0] == cfg.frames_per_window
+        assert torch.allclose(model.clip_frames(clip, model.clip_level(clip)), whole, atol=1e-5)
+
+
+def test_short_clips_score_as_the_windowed_teacher_scores_them():
+    """Same weights, a clip shorter than a window: the fast student's score is the ConvTransformer's (which
+    zero-pads the window and runs the front end over all of it); without padding it is not."""
+    from hf_sqa.models import ConvTransformerForMOSRegression
+
+    torch.manual_seed(1)
+    windowed = ConvTransformerForMOSRegression(student_config("tiny")).eval()
+    with torch.no_grad():
+        for p in windowed.head.parameters():  # a head that reacts to where the speech ends
+            p.normal_(0, 0.3)
+    fast = fast_student_from(windowed).eval()
+    fast.config.pad_short_clips = True
+    clips = [torch.from_numpy(synthetic_speech(s, seed=i)) for i, s in enumerate((0.6, 2.5, 6.0))]
+    with torch.no_grad():
+        reference = torch.cat([windowed(c).mos for c in clips])
+        assert torch.allclose(torch.cat([fast(c).mos for c in clips]), reference, atol=1e-5)
+        fast.config.pad_short_clips = False
+        assert fast.window_frames(len(clips[0])) == [(0, 0, fast.config.output_frames(len(clips[0])))]
+        assert (torch.cat([fast(c).mos for c in clips]) - reference).abs().max() > 1e-3
+
+
+def test_cached_silence_frames_follow_the_weights(model):
+    model.config.pad_short_clips = True
+    clip = torch.from_numpy(synthetic_speech(2.0, seed=6))
+    with torch.no_grad():
+        before = model(clip).mos
+        for p in model.frontend.parameters():
+            p.mul_(1.5)  # in place, as an optimiser step or load_state_dict changes them
+        after = model(clip).mos
+        model._silence_cache = None
+        assert torch.allclose(model(clip).mos, after)
+    assert not torch.allclose(before, after)
 
 
 def test_scores_do_not_depend_on_gain(model):

@@ -1,7 +1,8 @@
+import numpy as np
 import pytest
 import torch
 
-from hf_sqa.models.windowing import average_per_item, make_windows, pad_per_item, window_starts
+from hf_sqa.models.windowing import SampleBuffer, average_per_item, make_windows, pad_per_item, window_starts
 
 WINDOW, HOP = 122880, 16000
 
@@ -54,3 +55,32 @@ def test_average_and_pad_per_item():
     grid, mask = pad_per_item(scores, items, 2)
     assert mask.tolist() == [[True, True, True], [True, False, False]]
     assert grid[0].tolist() == [1.0, 2.0, 3.0] and grid[1, 0] == 5.0 and torch.isnan(grid[1, 1:]).all()
+
+
+def test_make_windows_cuts_a_slice_of_the_window_list():
+    values = torch.randn(2, 300)
+    lengths = torch.tensor([300, 120])
+    every = make_windows(values, lengths, 100, 30)
+    for rows in (slice(0, 3), slice(3, 8), slice(8, None)):
+        part = make_windows(values, lengths, 100, 30, rows=rows)
+        assert torch.equal(part.windows, every.windows[rows]) and torch.equal(part.starts, every.starts[rows])
+
+
+def test_sample_buffer_reads_a_stream_like_the_whole_clip():
+    clip = np.random.default_rng(0).standard_normal(10_000).astype(np.float32)
+    sizes = np.random.default_rng(1).integers(1, 900, 100)
+    edges = np.cumsum(sizes)[np.cumsum(sizes) < len(clip)]
+    blocks = np.split(clip, edges)
+    buffer = SampleBuffer(iter(blocks), len(clip))
+    for start in range(0, 9_000, 700):  # windows in time order, overlapping
+        assert torch.equal(buffer[start : start + 1000], torch.from_numpy(clip[start : start + 1000]))
+        assert len(buffer.samples) < 1000 + 900  # at most one read's span plus one block held
+    index = torch.tensor([8_500, 8_400, 9_999])
+    assert torch.equal(buffer[index], torch.from_numpy(clip[index.numpy()]))
+    with pytest.raises(ValueError, match="already dropped"):
+        buffer[100:200]
+    short = SampleBuffer(iter([clip[:500]]), 1000)
+    with pytest.raises(ValueError, match="stream ended after 500 samples; 1000 were announced"):
+        short[400:800]
+    with pytest.raises(IndexError, match="past the clip"):
+        SampleBuffer(iter(blocks), len(clip))[torch.tensor([9_000, 10_000])]

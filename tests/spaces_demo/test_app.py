@@ -156,3 +156,9 @@ def test_space_in_headless_chromium(running_app, tmp_path):
         browser.save_screenshot(str(ARTIFACTS / "space_e2e.png"))
         browser.quit()
     assert (ARTIFACTS / "space_e2e.png").stat().st_size > 10_000
+
+
+def test_window_hop_choice(app, tmp_path):
+    path = write_clip(tmp_path / "long.wav", synthetic_speech(20.0, seed=3))
+    summary, _, _ = app.score_clip(str(path), app.DEFAULT_MODEL, "7.68")
+    assert "20.0 s, 3 window(s)" in summary and "10th percentile" in summary
