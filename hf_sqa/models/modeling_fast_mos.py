@@ -94,9 +94,9 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
         return torch.maximum(-low, high) + 1e-8
 
     def clip_feature_chunks(self, samples, level: torch.Tensor | float = 1.0) -> Iterator[tuple[int, torch.Tensor]]:
-        """One clip (T,) (a tensor, or a `SampleBuffer` read in time order), divided by `level` chunk by chunk (no normalised copy of a long clip) -> (first
-        frame, conv features (l, C * F)) of each chunk of `frontend_chunk_frames` output frames, in time
-        order.
+        """One clip (T,) (a tensor, or a `SampleBuffer` read in time order), divided by `level` chunk by
+        chunk (no normalised copy of a long clip) -> (first frame, conv features (l, C * F)) of each chunk
+        of `frontend_chunk_frames` output frames, in time order.
 
         Each chunk's conv input extends by the receptive margin beyond its edges (cut at the clip's ends,
         where the conv's zero padding is what the whole-clip computation sees too), so the chunks together

@@ -183,3 +183,15 @@ def test_bad_configs_are_refused():
         FastMOSConfig(frontend_chunk_frames=0)
     with pytest.raises(ValueError, match="level_normalization"):
         FastMOSConfig(level_normalization="rms")
+
+
+def test_silence_frames_cached_in_inference_mode_do_not_reach_training(model):
+    """An evaluation under inference_mode between training steps (its cached frames reused by the next step)
+    leaves training working."""
+    model.config.pad_short_clips = True
+    clip = torch.from_numpy(synthetic_speech(2.0, seed=7))
+    with torch.inference_mode():
+        model(clip)
+    model.train()
+    model(clip).mos.sum().backward()
+    assert all(p.grad is not None for p in model.head.parameters() if p.requires_grad)
