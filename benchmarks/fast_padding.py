@@ -18,8 +18,7 @@ from hf_sqa.metrics import point_metrics
 from hf_sqa.scoring import score
 from hf_sqa.training.fast_student import fast_student_from
 from hf_sqa.training.packed import PackedClips
-
-BANDS = [(0.0, 3.0), (3.0, 7.68), (7.68, float("inf"))]  # seconds; 7.68 s: one window
+from student_table import LENGTH_BANDS
 
 
 def main() -> None:
@@ -34,7 +33,7 @@ def main() -> None:
     audios = [held.clip(k) for k in rows]
     seconds = np.array([len(a) / 16000 for a in audios])
     teacher = held.teacher_mos[rows]
-    bands = [(low, high, (seconds >= low) & (seconds < high)) for low, high in BANDS]
+    bands = [(low, high, (seconds >= low) & (seconds < high)) for low, high in LENGTH_BANDS]
     print(f"{'model':<36} {'padding':<8} {'PCC':>6} " + " ".join(
         f"{f'{low:g}-{high:g} s (n={int(pick.sum())})':>20}" for low, high, pick in bands))
     for name in args.models:

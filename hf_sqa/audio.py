@@ -213,13 +213,13 @@ class AudioStream:
 
     def _source_blocks(self) -> Iterator[np.ndarray]:
         """(frames, channels) float32 blocks at the source rate, from the start."""
-        whole = not math.isfinite(self.block_seconds)
-        block = len(self._array) if whole and self._array is not None else -1 if whole else \
-            max(1, int(self.block_seconds * self.sampling_rate))  # -1: soundfile reads everything left
+        block = max(1, int(self.block_seconds * self.sampling_rate)) if math.isfinite(self.block_seconds) else None
         if self._array is not None:
+            block = block or len(self._array)
             for start in range(0, len(self._array), block):
                 yield self._array[start : start + block]
             return
+        block = block or -1  # soundfile: everything left
         handle, decoded = self._handle, 0
         try:
             handle.seek(0)

@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import sys
+import time
 from pathlib import Path
 
 from .audio import find_audio_files
@@ -117,12 +118,12 @@ class _ResultWriter:
 
 def _declared_seconds(path: str) -> float:
     """A file's duration from its header (0 when it cannot be read: it fails later, with its reason)."""
-    import soundfile
+    from .audio import AudioError, AudioStream
 
     try:
-        info = soundfile.info(path)
-        return info.frames / info.samplerate
-    except Exception:
+        with AudioStream(path) as stream:
+            return stream.declared_duration
+    except AudioError:
         return 0.0
 
 
@@ -130,14 +131,11 @@ class _AudioProgress:
     """A tqdm bar in seconds of audio (a long file moves it window by window) showing x real time."""
 
     def __init__(self, seconds: list[float], quiet: bool):
-        import time
-
         from tqdm import tqdm
 
         self.seconds = seconds
         self.done: dict[int, float] = {}  # input index -> seconds of it counted
         self.start = time.perf_counter()
-        self.clock = time.perf_counter
         self.bar = tqdm(total=round(sum(seconds), 1), desc="scoring", unit="s", file=sys.stderr, disable=quiet,
                         bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s of audio [{elapsed}<{remaining}{postfix}]")
 
@@ -148,7 +146,7 @@ class _AudioProgress:
         if step > 0:
             self.done[index] = upto
             self.bar.update(step)
-            self.bar.set_postfix_str(f"{self.bar.n / max(self.clock() - self.start, 1e-9):.0f}x real time",
+            self.bar.set_postfix_str(f"{self.bar.n / max(time.perf_counter() - self.start, 1e-9):.0f}x real time",
                                      refresh=False)
 
     def close(self) -> None:

@@ -213,15 +213,18 @@ def window_segments(output, lengths: list[int], config) -> list[list[Segment]]:
     window_mos = output.window_mos.float().cpu().numpy()
     window_mask = output.window_mask.cpu().numpy()
     starts = output.window_starts.cpu().numpy()
-    rate, window = config.sampling_rate, config.window_length
     return [
-        [
-            Segment(start=starts[row, k] / rate, end=min(starts[row, k] + window, length) / rate,
-                    mos=float(window_mos[row, k]))
-            for k in np.flatnonzero(window_mask[row])
-        ]
+        [window_segment(int(starts[row, k]), length, float(window_mos[row, k]), config)
+         for k in np.flatnonzero(window_mask[row])]
         for row, length in enumerate(lengths)
     ]
+
+
+def window_segment(start: int, length: int, mos: float, config) -> Segment:
+    """The window starting at sample `start` of a clip of `length` samples, in seconds (its end clipped to
+    the clip's)."""
+    rate = config.sampling_rate
+    return Segment(start=start / rate, end=min(start + config.window_length, length) / rate, mos=mos)
 
 
 def score_stream(
@@ -240,8 +243,7 @@ def score_stream(
     result.duration, result.is_silent = summary.num_samples / config.sampling_rate, summary.is_silent
     with torch.inference_mode(), autocast:
         for start, value in model.score_stream(stream.blocks(), summary, window_max_hop):
-            end = min(start + config.window_length, summary.num_samples)
-            segment = Segment(start=start / config.sampling_rate, end=end / config.sampling_rate, mos=float(value))
+            segment = window_segment(start, summary.num_samples, float(value), config)
             result.segments.append(segment)
             if on_segment is not None:
                 on_segment(result, segment)

@@ -12,9 +12,8 @@ and a short clip's zero padding costs no front-end work (the frames of silence a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import math
+from collections.abc import Iterator
 
 import torch
 

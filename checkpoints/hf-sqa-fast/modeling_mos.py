@@ -19,7 +19,7 @@ from transformers.utils import ModelOutput
 from .configuration_mos import MOSConfig
 from .head import MOSHead
 from .windowing import (
-    SampleBuffer, average_per_item, check_window_max_hop, make_windows, pad_per_item, plan_windows, window_starts,
+    SampleBuffer, average_per_item, check_window_max_hop, cut_windows, pad_per_item, plan_windows, window_starts,
 )
 
 # CPU inference scores windows in chunks of this many: larger chunks overflow the CPU caches (the head's
@@ -97,11 +97,12 @@ class MOSPreTrainedModel(PreTrainedModel):
         cfg = self.config
         hop = window_max_hop or cfg.window_max_hop
         input_values = self.normalize_clips(input_values, lengths)
-        item_index, starts, _ = plan_windows(lengths, cfg.window_length, hop)
+        item_index, starts, valid = plan_windows(lengths, cfg.window_length, hop)
         chunk = self.windows_per_forward(input_values.device)
         window_mos = []
         for i in range(0, len(starts), chunk):  # windows cut a chunk at a time: a long clip's are never all held
-            windows = make_windows(input_values, lengths, cfg.window_length, hop, rows=slice(i, i + chunk))
+            part = slice(i, i + chunk)
+            windows = cut_windows(input_values, item_index[part], starts[part], valid[part], cfg.window_length)
             window_mos.append(self.score_windows(windows.windows, windows.lengths))
         device = input_values.device
         return (torch.cat(window_mos), torch.tensor(item_index, device=device),

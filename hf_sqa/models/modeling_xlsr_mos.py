@@ -168,7 +168,7 @@ class XLSRForMOSRegression(MOSPreTrainedModel):
     @staticmethod
     def _standardize(samples: torch.Tensor, mean: torch.Tensor, variance: torch.Tensor) -> torch.Tensor:
         scale = torch.sqrt(variance.clamp_min(0.0) + 1e-7)
-        return ((samples - mean.to(samples.dtype)) / scale.to(samples.dtype)).to(samples.dtype)
+        return (samples - mean.to(samples.dtype)) / scale.to(samples.dtype)
 
     def read_hidden_layers(self, windows: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
         """Run the backbone up to the highest layer read.

@@ -58,19 +58,23 @@ class WindowBatch:
 
 
 def make_windows(
-    input_values: torch.Tensor, lengths: torch.Tensor, window_length: int, max_hop: int,
-    rows: slice = slice(None),
+    input_values: torch.Tensor, lengths: torch.Tensor, window_length: int, max_hop: int
 ) -> WindowBatch:
-    """Cut the windows of a padded batch (all of them, or the `rows` slice of the batch's window list, so
-    a long clip can be cut a chunk of windows at a time).
+    """Cut every clip of a padded batch into its windows.
 
     input_values: (batch, time) padded waveforms
     lengths:      (batch,) number of real samples per clip; samples past it are ignored (treated as zeros)
     """
+    return cut_windows(input_values, *plan_windows(lengths, window_length, max_hop), window_length)
+
+
+def cut_windows(
+    input_values: torch.Tensor, item_index: list[int], starts: list[int], valid: list[int], window_length: int
+) -> WindowBatch:
+    """The windows of a `plan_windows` plan (or a slice of it, so a long clip can be cut a chunk of windows at
+    a time) from a padded batch (batch, time)."""
     if input_values.dim() != 2:
         raise ValueError(f"input_values must be (batch, time), got shape {tuple(input_values.shape)}")
-    item_index, starts, valid = plan_windows(lengths, window_length, max_hop)
-    item_index, starts, valid = item_index[rows], starts[rows], valid[rows]
     device = input_values.device
     # one slice copy per window; samples past a clip's end stay zero
     windows = input_values.new_zeros(len(starts), window_length)

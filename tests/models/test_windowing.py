@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from hf_sqa.models.windowing import SampleBuffer, average_per_item, make_windows, pad_per_item, window_starts
+from hf_sqa.models.windowing import (
+    SampleBuffer, average_per_item, cut_windows, make_windows, pad_per_item, plan_windows, window_starts,
+)
 
 WINDOW, HOP = 122880, 16000
 
@@ -57,12 +59,13 @@ def test_average_and_pad_per_item():
     assert grid[0].tolist() == [1.0, 2.0, 3.0] and grid[1, 0] == 5.0 and torch.isnan(grid[1, 1:]).all()
 
 
-def test_make_windows_cuts_a_slice_of_the_window_list():
+def test_cut_windows_cuts_a_slice_of_the_plan():
     values = torch.randn(2, 300)
     lengths = torch.tensor([300, 120])
     every = make_windows(values, lengths, 100, 30)
+    item_index, starts, valid = plan_windows(lengths, 100, 30)
     for rows in (slice(0, 3), slice(3, 8), slice(8, None)):
-        part = make_windows(values, lengths, 100, 30, rows=rows)
+        part = cut_windows(values, item_index[rows], starts[rows], valid[rows], 100)
         assert torch.equal(part.windows, every.windows[rows]) and torch.equal(part.starts, every.starts[rows])
 
 
