@@ -12,12 +12,13 @@ from .models import (
     ConvTransformerMOSConfig,
     FastMOSConfig,
     FastMOSForMOSRegression,
+    MOSFeatureExtractor,
     XLSRForMOSRegression,
     XLSRMOSConfig,
     student_config,
 )
 from .pipeline import SpeechQualityPipeline
-from .scoring import DEFAULT_MODEL, iter_scores, load_model, score
+from .scoring import DEFAULT_MODEL, iter_scores, load_model, score, score_dataset
 
 __version__ = "0.1.0"
 
@@ -28,6 +29,7 @@ __all__ = [
     "ConvTransformerMOSConfig",
     "FastMOSConfig",
     "FastMOSForMOSRegression",
+    "MOSFeatureExtractor",
     "SpeechQualityPipeline",
     "XLSRForMOSRegression",
     "XLSRMOSConfig",
@@ -36,5 +38,6 @@ __all__ = [
     "load_audio",
     "load_model",
     "score",
+    "score_dataset",
     "student_config",
 ]

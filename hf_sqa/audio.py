@@ -2,7 +2,8 @@
 
 Everything that reads audio in hf_sqa goes through `AudioStream` (block by block, for inputs of any
 length) or `load_audio` (the whole input in memory, read through an `AudioStream`): 16 kHz mono float32,
-or `AudioError` naming the input and the reason.
+or `AudioError` naming the input and the reason. The array side (sample formats, channel layout, mixing,
+resampling, the checks) is `hf_sqa.models.audio_arrays`, shared with the feature extractor.
 """
 
 from __future__ import annotations
@@ -17,21 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
+
+from .models.audio_arrays import MIN_DURATION_S, AudioError, MonoConverter, check_layout, to_time_channels
 
 TARGET_SAMPLING_RATE = 16000
-MIN_DURATION_S = 0.25
 BLOCK_SECONDS = 30.0  # what AudioStream decodes at a time
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64", ".rf64")
-
-
-class AudioError(ValueError):
-    """An input that cannot be scored. `source` names the input, `reason` says why."""
-
-    def __init__(self, source: str, reason: str):
-        self.source = source
-        self.reason = reason
-        super().__init__(f"{source}: {reason}")
 
 
 @dataclass
@@ -110,26 +102,18 @@ def _open_sound_file(source: Path | bytes, label: str) -> sf.SoundFile:
     return handle
 
 
-def _array_to_time_channels(array, source: str) -> np.ndarray:
-    """numpy array or torch tensor -> (time, channels) float32. 2-D input: the shorter axis is channels."""
-    if hasattr(array, "detach"):  # torch.Tensor without importing torch here
-        array = array.detach().cpu().numpy()
-    array = np.asarray(array)
-    if array.dtype.kind in "iu":
-        info = np.iinfo(array.dtype)
-        scale = float(max(abs(info.min), info.max + 1))
-        offset = 0.0 if info.min < 0 else scale / 2  # unsigned PCM is centred at half range
-        array = (array.astype(np.float64) - offset) / (scale if info.min < 0 else scale / 2)
-    elif array.dtype.kind != "f":
-        raise AudioError(source, f"array of dtype {array.dtype} is not audio samples")
-    if array.ndim == 1:
-        array = array[:, None]
-    elif array.ndim == 2:
-        if array.shape[0] < array.shape[1]:
-            array = array.T
-    else:
-        raise AudioError(source, f"array must be (time,) or 2-D (time/channels), got shape {array.shape}")
-    return np.ascontiguousarray(array, dtype=np.float32)
+def _unpack_audio_dict(row: dict, sampling_rate: int | None, name: str | None):
+    """A dict as transformers' audio pipelines and `datasets` Audio columns give -> (source, sampling_rate,
+    name): {"array" or "raw", "sampling_rate"} (decoded), {"bytes", "path"} (undecoded, `decode=False`)."""
+    if "array" in row or "raw" in row:
+        samples = row["array"] if "array" in row else row["raw"]
+        return samples, row.get("sampling_rate") or sampling_rate, name or row.get("path") or "<array>"
+    if row.get("bytes"):
+        return row["bytes"], None, name or row.get("path") or "<bytes>"
+    if row.get("path"):
+        return row["path"], None, name
+    raise AudioError(name or "<dict>", "expected 'array' (or 'raw') with 'sampling_rate', or 'bytes' / 'path'; "
+                                       f"got keys {sorted(row)}")
 
 
 @dataclass
@@ -160,7 +144,7 @@ class AudioStream:
 
     def __init__(
         self,
-        source: str | os.PathLike | bytes | np.ndarray,
+        source: str | os.PathLike | bytes | np.ndarray | dict,
         sampling_rate: int | None = None,
         channel: int | None = None,
         target_sampling_rate: int = TARGET_SAMPLING_RATE,
@@ -168,6 +152,8 @@ class AudioStream:
         name: str | None = None,
         block_seconds: float = BLOCK_SECONDS,
     ):
+        if isinstance(source, dict):
+            source, sampling_rate, name = _unpack_audio_dict(source, sampling_rate, name)
         self.target_sampling_rate = target_sampling_rate
         self.channel = channel
         self.block_seconds = block_seconds
@@ -188,23 +174,15 @@ class AudioStream:
             self.label = name or "<array>"
             if sampling_rate is None:
                 raise AudioError(self.label, "sampling_rate is required for array input")
-            self._array = _array_to_time_channels(source, self.label)
+            self._array = to_time_channels(source, self.label)
             self.sampling_rate = sampling_rate
             self.declared_frames, self.num_channels = self._array.shape
-        if self.sampling_rate <= 0:
+        try:
+            check_layout(self.label, self.sampling_rate, self.declared_frames, self.num_channels, channel,
+                         min_duration)
+        except AudioError:
             self.close()
-            raise AudioError(self.label, f"invalid sampling rate {self.sampling_rate}")
-        if self.declared_frames == 0:
-            self.close()
-            raise AudioError(self.label, "contains no samples")
-        if self.declared_frames / self.sampling_rate < min_duration:
-            self.close()
-            raise AudioError(self.label, f"too short: {self.declared_frames / self.sampling_rate:.3f} s, at least "
-                                         f"{min_duration:g} s is needed")
-        if channel is not None and not 0 <= channel < self.num_channels:
-            self.close()
-            raise AudioError(self.label, f"has {self.num_channels} channel(s); channel {channel} does not exist "
-                                         "(0 = first)")
+            raise
 
     @property
     def declared_duration(self) -> float:
@@ -240,26 +218,14 @@ class AudioStream:
 
     def blocks(self) -> Iterator[np.ndarray]:
         """Mono float32 blocks at the target rate, from the start."""
-        resampler = None
-        if self.sampling_rate != self.target_sampling_rate:
-            resampler = soxr.ResampleStream(self.sampling_rate, self.target_sampling_rate, 1, dtype="float32",
-                                            quality="HQ")
-        position = 0  # source frames read
+        convert = MonoConverter(self.sampling_rate, self.target_sampling_rate, self.channel, self.label)
         for data in self._source_blocks():
-            if not np.all(np.isfinite(data)):
-                bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
-                raise AudioError(self.label, f"contains {bad} NaN or infinite samples (from "
-                                             f"{position / self.sampling_rate:.1f} s)")
-            position += len(data)
-            mono = data.mean(axis=1) if self.channel is None else data[:, self.channel]
-            if resampler is not None:
-                mono = resampler.resample_chunk(mono, last=False)
+            mono = convert(data)
             if len(mono):
-                yield np.ascontiguousarray(mono, dtype=np.float32)
-        if resampler is not None:
-            tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
-            if len(tail):
-                yield np.ascontiguousarray(tail, dtype=np.float32)
+                yield mono
+        tail = convert.finish()
+        if len(tail):
+            yield tail
 
     def scan(self) -> StreamSummary:
         """One pass over the whole input (cached): its exact length at the target rate, peak, mean and
@@ -295,7 +261,7 @@ class AudioStream:
 
 
 def load_audio(
-    source: str | os.PathLike | bytes | np.ndarray,
+    source: str | os.PathLike | bytes | np.ndarray | dict,
     sampling_rate: int | None = None,
     channel: int | None = None,
     target_sampling_rate: int = TARGET_SAMPLING_RATE,
@@ -306,8 +272,9 @@ def load_audio(
     inputs: `AudioStream`).
 
     source:        a path to any file soundfile reads (WAV 8-32 bit and float, FLAC, OGG, MP3, ...), the
-                   bytes of such a file (parquet shards, Hub datasets), or a numpy array / torch tensor of
-                   samples (then `sampling_rate` is required)
+                   bytes of such a file (parquet shards, Hub datasets), a numpy array / torch tensor of
+                   samples (then `sampling_rate` is required), or a dict as transformers' audio pipelines
+                   and `datasets` Audio columns give ({"array" or "raw", "sampling_rate"}, {"bytes", "path"})
     channel:       None mixes all channels to mono (their mean); N picks channel N (0 = first)
     min_duration:  inputs shorter than this many seconds are refused
     name:          how errors name a bytes or array input (default "<bytes>" / "<array>")

@@ -106,14 +106,17 @@ class _ResultWriter:
         if self.handle is not None:
             self.handle.close()
             return
+        from .scoring import quality_band  # the MOS's P.800 verbal category ("good", "poor", ...), as in the Space
+
         width = max([len(r.source) for r in self.rows] + [4])
-        print(f"{'path':<{width}}  {'mos':>6}  note")
+        print(f"{'path':<{width}}  {'mos':>6}  {'quality':<9}  note")
         for result in self.rows:
             note = result.error or ("digital silence" if result.is_silent else "")
-            print(f"{result.source:<{width}}  {_format_mos(result.mos):>6}  {note}".rstrip())
+            print(f"{result.source:<{width}}  {_format_mos(result.mos):>6}  {quality_band(result.mos):<9}  {note}".rstrip())
             if self.segments:
                 for segment in result.segments:
-                    print(f"{'':<{width}}  {segment.mos:6.4f}  window {segment.start:.2f}-{segment.end:.2f} s")
+                    print(f"{'':<{width}}  {segment.mos:6.4f}  {quality_band(segment.mos):<9}  "
+                          f"window {segment.start:.2f}-{segment.end:.2f} s")
 
 
 def _declared_seconds(path: str) -> float:
@@ -231,10 +234,12 @@ def cmd_degrade(args) -> int:
 
 def cmd_pseudo_label(args) -> int:
     from .data.pseudo_label import pseudo_label
+    from .distributed import finish_processes
 
     paths = pseudo_label(args.teacher, args.data, args.output, batch_size=args.batch_size,
                          shard_size=args.shard_size, num_shards=args.num_shards, shard_index=args.shard_index,
                          device=args.device, precision=args.precision, progress=not args.quiet)
+    finish_processes()  # under `accelerate launch`: the ranks end together
     print(f"{len(paths)} shard(s) of {args.output} done by this process")
     return 0
 

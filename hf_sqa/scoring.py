@@ -8,8 +8,6 @@ stream (`score_stream`), with memory bounded whatever its length.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,7 +17,6 @@ import numpy as np
 import torch
 
 from .audio import Audio, AudioError, AudioStream
-from .convert import convert_distillmos
 from .models import MOSPreTrainedModel
 from .models.windowing import check_window_max_hop
 
@@ -29,45 +26,10 @@ PRECISIONS = ("fp32", "bf16")
 STREAM_SECONDS = 60.0
 
 
-def cache_dir() -> Path:
-    """Where built-in models are converted to: $HF_SQA_CACHE, else $XDG_CACHE_HOME/hf_sqa, else ~/.cache/hf_sqa."""
-    if os.environ.get("HF_SQA_CACHE"):
-        return Path(os.environ["HF_SQA_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "hf_sqa"
-
-
-# built-in model names and the importer that writes each one's checkpoint into the cache
-BUILTIN_MODELS = {"distillmos": convert_distillmos}
-# built-in models shipped inside the package: name -> folder of the package data `hf_sqa.checkpoints`
-# (hf_sqa/checkpoints links to the repository's checkpoints/)
-PACKAGED_MODELS = {"fast": "hf-sqa-fast"}
-# part of the cached folder's name; raised when converted checkpoints change (config fields, model code),
-# so a cache written by an older hf_sqa is not reused
-BUILTIN_CHECKPOINT_VERSION = 2
-
-
-def builtin_model_path(name: str, cache: str | os.PathLike | None = None) -> Path:
-    """The cached checkpoint of a built-in model, converting it on first use.
-
-    Conversion writes to a temporary folder that is renamed into place, so a killed or concurrent first
-    run never leaves a half-written checkpoint behind.
-    """
-    target = Path(cache or cache_dir()) / f"{name}-v{BUILTIN_CHECKPOINT_VERSION}"
-    if (target / "config.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-    try:
-        BUILTIN_MODELS[name](staging)
-        try:
-            staging.rename(target)
-        except OSError:  # another process won the race; its checkpoint is complete
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+# built-in models, shipped inside the package: name -> folder of the package data `hf_sqa.checkpoints`
+# (hf_sqa/checkpoints links to the repository's checkpoints/). `distillmos` is the Distill-MOS v7 wheel's
+# weights converted by `hf-sqa convert distillmos` (tests: equal to a fresh conversion).
+PACKAGED_MODELS = {"distillmos": "distillmos", "fast": "hf-sqa-fast"}
 
 
 def packaged_model_path(name: str) -> Path:
@@ -104,13 +66,11 @@ def load_model(
     from transformers import AutoModel
 
     name = str(name_or_path)
-    if name in BUILTIN_MODELS:
-        name = str(builtin_model_path(name))
-    elif name in PACKAGED_MODELS:
+    if name in PACKAGED_MODELS:
         name = str(packaged_model_path(name))
     elif not Path(name).exists() and name.count("/") != 1:
         raise ValueError(
-            f"model {name!r} is neither a built-in name ({', '.join([*BUILTIN_MODELS, *PACKAGED_MODELS])}), "
+            f"model {name!r} is neither a built-in name ({', '.join(PACKAGED_MODELS)}), "
             "an existing checkpoint folder, nor a Hub id (owner/name)"
         )
     model = AutoModel.from_pretrained(name, **kwargs)
@@ -153,6 +113,15 @@ class ScoreResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+# the verbal categories of the 5-point absolute category rating scale (ITU-T P.800): (lowest MOS, name)
+QUALITY_BANDS = ((4.5, "excellent"), (3.5, "good"), (2.5, "fair"), (1.5, "poor"), (-float("inf"), "bad"))
+
+
+def quality_band(mos: float) -> str:
+    """The P.800 verbal category a MOS falls in ("" for NaN: no score)."""
+    return "" if mos != mos else next(name for lower, name in QUALITY_BANDS if mos >= lower)
 
 
 def summarize_windows(segments: list[Segment], below: float | None = None) -> tuple[float, float, float]:
@@ -250,8 +219,21 @@ def score_stream(
     result.mos = float(np.mean([segment.mos for segment in result.segments]))
 
 
+def input_label(item, index: int) -> str:
+    """How results and errors name an input: its path, else its kind and position (<bytes 3>, <array 3>)."""
+    if isinstance(item, (str, os.PathLike)):
+        return str(item)
+    if isinstance(item, dict):
+        if item.get("path"):
+            return str(item["path"])
+        kind = "array" if "array" in item or "raw" in item else "bytes"
+    else:
+        kind = "bytes" if isinstance(item, (bytes, bytearray)) else "array"
+    return f"<{kind} {index}>"
+
+
 def iter_scores(
-    inputs: Iterable[str | os.PathLike | np.ndarray],
+    inputs: Iterable[str | os.PathLike | bytes | np.ndarray | dict],
     model: MOSPreTrainedModel,
     batch_size: int = 8,
     sampling_rate: int | None = None,
@@ -264,7 +246,8 @@ def iter_scores(
     stream_seconds: float = STREAM_SECONDS,
 ) -> Iterator[ScoreResult]:
     """Score inputs in order, yielding one `ScoreResult` per input; a bad input yields a result with its
-    `error` and scoring goes on. Array inputs need `sampling_rate`.
+    `error` and scoring goes on. Inputs: paths, bytes of encoded files, arrays (at `sampling_rate`), dicts
+    as `datasets` Audio columns hold ({"array", "sampling_rate"} or {"bytes", "path"}; `hf_sqa.audio`).
 
     Inputs up to `stream_seconds` long are decoded whole (ahead of the model, in `num_workers` threads)
     and scored `batch_size` at a time; longer ones are scored one at a time as streams (`score_stream`:
@@ -287,8 +270,8 @@ def iter_scores(
 
     def load(item, label: str) -> Audio | AudioStream:
         """A short input decoded whole, or a long one opened and scanned (its first pass)."""
-        is_path = isinstance(item, (str, os.PathLike))
-        stream = AudioStream(item, sampling_rate=None if is_path else sampling_rate, channel=channel,
+        encoded = isinstance(item, (str, os.PathLike, bytes, bytearray))  # files carry their own rate
+        stream = AudioStream(item, sampling_rate=None if encoded else sampling_rate, channel=channel,
                              target_sampling_rate=target_rate, name=label)
         if stream.declared_duration <= stream_seconds:
             with stream:
@@ -320,7 +303,7 @@ def iter_scores(
                 except StopIteration:
                     exhausted = True
                     return
-                label = str(item) if isinstance(item, (str, os.PathLike)) else f"<array {index}>"
+                label = input_label(item, index)
                 queue.append((index, label, pool.submit(load, item, label)))
 
         def flush():
@@ -379,13 +362,13 @@ def score(
     precision: str = "fp32",
     window_hop: float | None = None,
 ) -> np.ndarray:
-    """MOS (float32 array, one per input) for one path / array or a list of them.
+    """MOS (float32 array, one per input) for one input (path, bytes, array, dict) or a list of them.
 
     model: an hf_sqa model, or a name / folder / Hub id for `load_model` (default "distillmos").
     window_hop: seconds between window starts at most (default: the model's own rule).
     Raises `AudioError` for the first input that cannot be scored; use `iter_scores` to go on past them.
     """
-    single = isinstance(inputs, (str, os.PathLike)) or (hasattr(inputs, "ndim") and inputs.ndim == 1)
+    single = isinstance(inputs, (str, os.PathLike, bytes, bytearray, dict)) or getattr(inputs, "ndim", 0) == 1
     items = [inputs] if single else list(inputs)
     if not isinstance(model, MOSPreTrainedModel):
         model = load_model(model or DEFAULT_MODEL, device=device)
@@ -398,3 +381,80 @@ def score(
             raise AudioError(result.source, result.error)
         values[result.index] = result.mos
     return values
+
+
+DATASET_MAP_ROWS = 64  # rows per `map` batch of score_dataset (decoded ahead, then scored batch_size at a time)
+
+
+def score_dataset(
+    dataset,
+    model: MOSPreTrainedModel | str | os.PathLike | None = None,
+    audio_column: str = "audio",
+    batch_size: int = 8,
+    num_proc: int | None = None,
+    windows: bool = False,
+    output_column: str = "mos",
+    sampling_rate: int | None = None,
+    precision: str = "fp32",
+    window_hop: float | None = None,
+    device: str | torch.device | None = None,
+):
+    """The dataset (`datasets.Dataset`, or `IterableDataset`: scored lazily as it is iterated) with a `mos`
+    column (`output_column`), and `mos_error` (`{output_column}_error`: None, or why the row could not be
+    scored; its MOS is then NaN).
+
+    audio_column:  a `datasets.Audio` column (read undecoded: bytes or path, through hf_sqa.audio, not
+                   torchcodec), or dicts with "array" and "sampling_rate", paths, or arrays (at
+                   `sampling_rate`). It is returned as it was.
+    windows:       also `window_start` and `window_mos`, lists of each row's window starts (s) and MOS.
+    num_proc:      processes for `Dataset.map` (map-style datasets only); each scores with its own copy of
+                   the model, on one thread.
+    """
+    import datasets
+
+    if not isinstance(model, MOSPreTrainedModel):
+        model = load_model(model or DEFAULT_MODEL, device=device)
+    elif device is not None:
+        model.to(device)
+    iterable = isinstance(dataset, datasets.IterableDataset)
+    if iterable and num_proc is not None:
+        raise ValueError("num_proc is for map-style datasets; an IterableDataset is scored as it is iterated")
+    features = dataset.features
+    error_column = f"{output_column}_error"
+    if features is not None and audio_column not in features:
+        raise ValueError(f"the dataset has no column {audio_column!r} (columns: {', '.join(features)})")
+    taken = [name for name in (output_column, error_column) if features is not None and name in features]
+    if taken:  # e.g. a MOS corpus, whose `mos` holds the human ratings
+        raise ValueError(f"the dataset already has a column {taken[0]!r}; pass another output_column=")
+    audio_feature = None if features is None else features[audio_column]
+    decoded_audio = isinstance(audio_feature, datasets.Audio) and audio_feature.decode
+    if decoded_audio:  # bytes / paths in, decoded here
+        dataset = dataset.cast_column(audio_column, datasets.Audio(sampling_rate=audio_feature.sampling_rate,
+                                                                   decode=False))
+
+    parent = os.getpid()
+
+    def score_rows(batch: dict) -> dict:
+        if os.getpid() != parent:  # a forked map worker: torch's OpenMP pool does not survive fork (a parallel
+            torch.set_num_threads(1)  # region would hang); one thread each, as DataLoader workers do
+        results = list(iter_scores(batch[audio_column], model, batch_size=batch_size, sampling_rate=sampling_rate,
+                                   precision=precision, window_hop=window_hop))
+        out = {output_column: [r.mos for r in results], error_column: [r.error for r in results]}
+        if windows:
+            out["window_start"] = [[s.start for s in r.segments] for r in results]
+            out["window_mos"] = [[s.mos for s in r.segments] for r in results]
+        return out
+
+    new_features = None
+    if features is not None:  # typed up front: a first batch without errors must not fix `mos_error` as null
+        new_features = dataset.features.copy()
+        new_features[output_column] = datasets.Value("float32")
+        new_features[error_column] = datasets.Value("string")
+        if windows:
+            new_features["window_start"] = datasets.List(datasets.Value("float32"))
+            new_features["window_mos"] = datasets.List(datasets.Value("float32"))
+    kwargs = {} if iterable else {"num_proc": num_proc, "desc": "scoring"}
+    scored = dataset.map(score_rows, batched=True, batch_size=DATASET_MAP_ROWS, features=new_features, **kwargs)
+    if decoded_audio:
+        scored = scored.cast_column(audio_column, audio_feature)
+    return scored

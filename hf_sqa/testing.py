@@ -120,19 +120,25 @@ _SCORE_WITHOUT_HF_SQA = r"""
 import json, sys
 sys.modules["hf_sqa"] = None  # any `import hf_sqa` now raises ImportError
 import numpy as np, torch
-from transformers import AutoModel
+from transformers import AutoFeatureExtractor, AutoModel
 model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
-assert not type(model).__module__.startswith("hf_sqa"), type(model).__module__
-audio = torch.from_numpy(np.load(sys.argv[2]))
+extractor = AutoFeatureExtractor.from_pretrained(sys.argv[1], trust_remote_code=True)
+for loaded in (model, extractor):
+    assert not type(loaded).__module__.startswith("hf_sqa"), type(loaded).__module__
+audio = np.load(sys.argv[2])
 with torch.no_grad():
-    mos = model(audio).mos.tolist()
-print(json.dumps({"module": type(model).__module__, "class": type(model).__name__, "mos": mos}))
+    mos = model(torch.from_numpy(audio)).mos.tolist()
+    features = extractor(list(audio), sampling_rate=model.config.sampling_rate, return_tensors="pt")
+    extracted_mos = model(**features).mos.tolist()
+print(json.dumps({"module": type(model).__module__, "class": type(model).__name__, "mos": mos,
+                  "extractor_class": type(extractor).__name__, "extracted_mos": extracted_mos}))
 """
 
 
 def score_without_hf_sqa(checkpoint: str | Path, audio: np.ndarray, workdir: str | Path) -> dict:
-    """Load `checkpoint` with trust_remote_code in a fresh Python where `import hf_sqa` fails, score
-    `audio` (batch, samples) and return {"module", "class", "mos"}; raises with the child's stderr."""
+    """Load `checkpoint` (model and feature extractor) with trust_remote_code in a fresh Python where `import
+    hf_sqa` fails, score `audio` (batch, samples) directly and through the feature extractor, and return
+    {"module", "class", "mos", "extractor_class", "extracted_mos"}; raises with the child's stderr."""
     audio_file = Path(workdir) / "audio-for-remote-code.npy"
     np.save(audio_file, audio)
     run = subprocess.run([sys.executable, "-c", _SCORE_WITHOUT_HF_SQA, str(checkpoint), str(audio_file)],

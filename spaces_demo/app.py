@@ -7,7 +7,6 @@ relative to this file, or Hub id). Run locally with `make demo` or `python space
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -21,13 +20,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import hf_sqa  # noqa: E402
 from hf_sqa.audio import AudioError, load_audio  # noqa: E402
+from hf_sqa.scoring import QUALITY_BANDS, quality_band  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parent / "examples"
 # window hops offered (seconds between window starts at most); the first keeps the model's own rule
 HOPS = ("model's rule", "1", "2", "3.84", "7.68")
-# the usual verbal categories of the 5-point absolute category rating scale (ITU-T P.800)
-BANDS = ((4.5, "excellent"), (3.5, "good"), (2.5, "fair"), (1.5, "poor"), (-math.inf, "bad"))
 
 
 def load_settings(path: Path = HERE / "models.yaml") -> dict:
@@ -48,10 +46,6 @@ MAX_MEGABYTES = float(SETTINGS.get("max_megabytes", 25))
 _loaded: dict = {}  # model name -> loaded model
 
 
-def quality_band(mos: float) -> str:
-    return next(name for lower, name in BANDS if mos >= lower)
-
-
 def model_for(name: str):
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
@@ -70,7 +64,7 @@ def timeline_figure(segments, duration: float):
     if len(segments) > 1:
         centres = [(s.start + s.end) / 2 for s in segments]
         axis.plot(centres, [s.mos for s in segments], "o--", color="tab:blue", lw=1)
-    for lower, name in BANDS[:-1]:
+    for lower, name in QUALITY_BANDS[:-1]:
         axis.axhline(lower, color="grey", lw=0.5, ls=":")
     axis.set(xlim=(0, max(duration, 0.1)), ylim=(1, 5), xlabel="time (s)", ylabel="MOS",
              title="Quality per model window")

@@ -1,4 +1,4 @@
-"""Shared fixtures. Every test runs with its own model cache, so nothing touches ~/.cache."""
+"""Shared fixtures. Every test runs with its own transformers modules cache, so nothing touches ~/.cache."""
 
 from __future__ import annotations
 
@@ -11,23 +11,20 @@ from hf_sqa.testing import synthetic_speech, write_clip
 SHARED_MOS_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bvrnn_mushra"
 
 
-@pytest.fixture(scope="session")
-def model_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("hf_sqa_cache")
-
-
 @pytest.fixture(autouse=True)
-def _isolated_cache(model_cache, monkeypatch, tmp_path_factory):
-    monkeypatch.setenv("HF_SQA_CACHE", str(model_cache))
+def _isolated_cache(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path_factory.getbasetemp() / "hf_modules"))
 
 
 @pytest.fixture(scope="session")
-def distillmos_dir(model_cache):
-    """The Distill-MOS import, converted once per session into the session's model cache."""
-    from hf_sqa.scoring import builtin_model_path
+def distillmos_dir(tmp_path_factory):
+    """The Distill-MOS import, converted once per session from the installed wheel (the shipped
+    checkpoints/distillmos must equal it)."""
+    from hf_sqa.convert import convert_distillmos
 
-    return builtin_model_path("distillmos", cache=model_cache)
+    path = tmp_path_factory.mktemp("distillmos") / "converted"
+    convert_distillmos(path)
+    return path
 
 
 @pytest.fixture(scope="session")

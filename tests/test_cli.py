@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from hf_sqa.cli import main
+from hf_sqa.scoring import quality_band
 from hf_sqa.testing import synthetic_speech, write_clip
 
 
@@ -65,7 +66,10 @@ def test_segments_csv_has_a_row_per_window(tiny_checkpoint, clip_folder, tmp_pat
 def test_table_on_stdout_flags_silence(tiny_checkpoint, tmp_path, capsys):
     clip = write_clip(tmp_path / "silence.wav", np.zeros(16000, np.float32))
     assert main(["score", str(clip), "--model", str(tiny_checkpoint), "--quiet"]) == 0
-    assert "digital silence" in capsys.readouterr().out
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["path", "mos", "quality", "note"]
+    mos = float(row.split()[1])
+    assert row.split()[2] == quality_band(mos) and row.endswith("digital silence")
 
 
 def test_console_script_exit_status_with_one_bad_file(tiny_checkpoint, clip_folder, tmp_path):

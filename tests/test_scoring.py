@@ -1,14 +1,14 @@
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from transformers import pipeline
 
 import hf_sqa
 from hf_sqa import AudioError, iter_scores, load_audio, load_model, score
 from hf_sqa.models import ConvTransformerForMOSRegression
-from hf_sqa.scoring import BUILTIN_CHECKPOINT_VERSION, builtin_model_path
+from hf_sqa.scoring import packaged_model_path
 from hf_sqa.testing import synthetic_speech, tiny_student_config, write_clip
 
 
@@ -57,32 +57,26 @@ def test_score_raises_on_bad_input(tiny_model, tmp_path):
         score([str(tmp_path / "missing.wav")], model=tiny_model)
 
 
-def test_default_model_is_converted_once_into_the_cache(model_cache, distillmos_dir):
-    assert distillmos_dir == model_cache / f"distillmos-v{BUILTIN_CHECKPOINT_VERSION}"
-    assert load_model("distillmos").config.imported_from == "distillmos"
-    stamp = (distillmos_dir / "model.safetensors").stat().st_mtime_ns
+def test_default_model_is_packaged_and_equals_a_fresh_conversion(distillmos_dir):
+    """The shipped Distill-MOS checkpoint is what `hf-sqa convert distillmos` makes from the installed wheel
+    today: same config, bit-identical weights, the wheel's licence next to them."""
+    from safetensors.torch import load_file
+
+    packaged = packaged_model_path("distillmos")
     model = load_model("distillmos")
-    assert builtin_model_path("distillmos") == distillmos_dir
-    assert (distillmos_dir / "model.safetensors").stat().st_mtime_ns == stamp
+    assert Path(model.config._name_or_path) == packaged and model.config.imported_from == "distillmos"
     assert sum(p.numel() for p in model.parameters()) == 4_133_226 and not model.training
-    assert not list(model_cache.glob(".distillmos-*")), "staging folders are cleaned up"
+    fresh, shipped = load_file(distillmos_dir / "model.safetensors"), load_file(packaged / "model.safetensors")
+    assert fresh.keys() == shipped.keys() and all(torch.equal(fresh[k], shipped[k]) for k in fresh)
+    config = json.loads((packaged / "config.json").read_text())
+    assert config == json.loads((distillmos_dir / "config.json").read_text())
+    assert (packaged / "LICENSE").read_text() == (distillmos_dir / "LICENSE").read_text()
+    assert "MIT License" in (packaged / "LICENSE").read_text() and (packaged / "README.md").is_file()
 
 
 def test_load_model_errors(tmp_path):
     with pytest.raises(ValueError, match="neither a built-in name"):
         load_model(str(tmp_path / "nope"))
-
-
-def test_pipeline_task(tiny_model, clip_folder):
-    sqa = pipeline("speech-quality-assessment", model=tiny_model)
-    path = str(clip_folder / "noisy.wav")
-    result = sqa(path)
-    assert result["mos"] == pytest.approx(_alone(tiny_model, load_audio(path).samples), abs=1e-5)
-    assert len(result["segments"]) == 3 and result["silent"] is False
-    clip = synthetic_speech(2.0, 8000)
-    from_array = sqa(clip, sampling_rate=8000)
-    assert from_array["mos"] == pytest.approx(_alone(tiny_model, load_audio(clip, sampling_rate=8000).samples), abs=1e-5)
-    assert isinstance(sqa, hf_sqa.SpeechQualityPipeline)
 
 
 def test_unexpected_decoder_failure_becomes_an_error_row(tiny_model, clip_folder, monkeypatch):
@@ -103,7 +97,6 @@ def test_unexpected_decoder_failure_becomes_an_error_row(tiny_model, clip_folder
 
 def test_builtin_fast_model_ships_in_the_package_and_scores():
     from hf_sqa.models import FastMOSForMOSRegression
-    from hf_sqa.scoring import packaged_model_path
 
     model = load_model("fast")
     assert isinstance(model, FastMOSForMOSRegression)
@@ -170,15 +163,6 @@ def test_results_carry_where_a_file_is_worst(tiny_model):
     assert np.isnan(without.share_below) and without.lowest_mos == result.lowest_mos
 
 
-def test_pipeline_window_hop_and_summary(tiny_model):
-    sqa = pipeline("speech-quality-assessment", model=tiny_model)
-    clip = synthetic_speech(20.0, seed=9)
-    result = sqa(clip, sampling_rate=16000, window_hop=7.68, below=4.0)
-    assert len(result["segments"]) == 3 and 0.0 <= result["share_below"] <= 1.0
-    assert result["lowest_mos"] == pytest.approx(min(s["mos"] for s in result["segments"]))
-    assert "share_below" not in sqa(clip, sampling_rate=16000)
-
-
 def test_streamed_inputs_score_as_whole_ones(tiny_model, clip_folder):
     paths = sorted(str(p) for p in clip_folder.rglob("*.*")) + [synthetic_speech(12.0, seed=3)]
     whole = list(iter_scores(paths, tiny_model, sampling_rate=16000))
@@ -223,3 +207,68 @@ def test_a_stream_failing_while_scored_keeps_the_windows_before(tiny_model, tmp_
     (result,) = iter_scores([str(path)], tiny_model, on_segment=lambda r, s: seen.append(s))
     assert result.error == "stops decoding at 60.0 s (simulated)" and np.isnan(result.mos)
     assert 40 < len(result.segments) == len(seen) < 83 and result.segments[-1].end <= 60.0
+
+
+def _audio_dataset(folder, count: int = 5):
+    import datasets
+
+    paths = [str(write_clip(folder / f"clip{i}.wav", synthetic_speech(1.0 + 2 * i, seed=i))) for i in range(count)]
+    (folder / "junk.wav").write_bytes(b"not audio")
+    paths.append(str(folder / "junk.wav"))
+    rows = {"audio": paths, "id": [f"row{i}" for i in range(len(paths))]}
+    return datasets.Dataset.from_dict(rows).cast_column("audio", datasets.Audio()), paths
+
+
+def test_score_dataset_adds_mos_and_keeps_the_rest(tiny_model, tmp_path):
+    import datasets
+
+    dataset, paths = _audio_dataset(tmp_path)
+    expected = score(paths[:-1], model=tiny_model)
+    scored = hf_sqa.score_dataset(dataset, model=tiny_model, batch_size=2, windows=True)
+    assert scored.features["audio"] == dataset.features["audio"] and scored["id"] == dataset["id"]
+    assert np.allclose(scored["mos"][:-1], expected, atol=1e-6)
+    assert np.isnan(scored["mos"][-1]) and "not a recognised audio format" in scored["mos_error"][-1]
+    assert list(scored["mos_error"][:-1]) == [None] * (len(paths) - 1)
+    row = scored.remove_columns("audio")[4]  # 9 s: 3 windows (decoding the audio rows would need torchcodec)
+    assert len(row["window_mos"]) == len(row["window_start"]) > 1
+    assert np.mean(row["window_mos"]) == pytest.approx(row["mos"], abs=1e-5)
+    # parquet shards (bytes in the rows, as `hf-sqa degrade` writes them), several processes
+    dataset.cast_column("audio", datasets.Audio(decode=False)).select(range(4)).to_parquet(tmp_path / "s.parquet")
+    shards = datasets.load_dataset("parquet", data_files=str(tmp_path / "s.parquet"), split="train")
+    in_two = hf_sqa.score_dataset(shards, model=tiny_model, num_proc=2)
+    assert np.allclose(in_two["mos"], expected[:4], atol=1e-6)
+
+
+def test_score_dataset_streams_an_iterable_dataset(tiny_model, tmp_path):
+    dataset, paths = _audio_dataset(tmp_path, count=3)
+    scored = hf_sqa.score_dataset(dataset.to_iterable_dataset(), model=tiny_model)
+    rows = list(scored)
+    assert [r["id"] for r in rows] == dataset["id"]
+    assert np.allclose([r["mos"] for r in rows[:-1]], score(paths[:-1], model=tiny_model), atol=1e-6)
+    assert rows[-1]["mos_error"] and np.isnan(rows[-1]["mos"])
+    with pytest.raises(ValueError, match="num_proc is for map-style"):
+        hf_sqa.score_dataset(dataset.to_iterable_dataset(), model=tiny_model, num_proc=2)
+    with pytest.raises(ValueError, match="no column 'speech'"):
+        hf_sqa.score_dataset(dataset, model=tiny_model, audio_column="speech")
+
+
+def test_score_dataset_on_a_mos_corpus_spec(tiny_model, tmp_path):
+    """A SPEC of a MOS folder (audio as bytes/path structs, a human `mos` column): ours goes elsewhere."""
+    from hf_sqa.data.specs import resolve
+    from hf_sqa.testing import write_noisy_mos_folder
+
+    corpus = resolve(str(write_noisy_mos_folder(tmp_path / "corpus", count=4))).with_format(None)
+    with pytest.raises(ValueError, match="already has a column 'mos'; pass another output_column="):
+        hf_sqa.score_dataset(corpus, model=tiny_model)
+    scored = list(hf_sqa.score_dataset(corpus.to_iterable_dataset(), model=tiny_model, output_column="predicted"))
+    expected = score([row["audio"]["bytes"] or row["audio"]["path"] for row in corpus], model=tiny_model)
+    assert np.allclose([row["predicted"] for row in scored], expected, atol=1e-6)
+    assert [row["mos"] for row in scored] == corpus["mos"] and all(r["predicted_error"] is None for r in scored)
+
+
+@pytest.mark.parametrize("mos, band", [(4.6, "excellent"), (4.5, "excellent"), (4.49, "good"), (3.0, "fair"),
+                                       (2.0, "poor"), (1.49, "bad"), (1.0, "bad"), (float("nan"), "")])
+def test_quality_band_is_the_p800_category(mos, band):
+    from hf_sqa.scoring import quality_band
+
+    assert quality_band(mos) == band

@@ -17,6 +17,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .configuration_mos import MOSConfig
+from .feature_extraction_mos import MOSFeatureExtractor
 from .head import MOSHead
 from .windowing import (
     SampleBuffer, average_per_item, check_window_max_hop, cut_windows, pad_per_item, plan_windows, window_starts,
@@ -59,6 +60,14 @@ class MOSPreTrainedModel(PreTrainedModel):
     config: MOSConfig
     main_input_name = "input_values"
     input_modalities = "audio"
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Weights, config and flat code as transformers saves them, plus the feature extractor
+        (`preprocessor_config.json`), so that every hf_sqa checkpoint (converters, trainers, pruning, `hf-sqa
+        push`) loads with `AutoFeatureExtractor` too."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            MOSFeatureExtractor.from_model_config(self.config).save_pretrained(save_directory)
 
     def build_head(self, input_size: int) -> MOSHead:
         cfg = self.config

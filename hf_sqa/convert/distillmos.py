@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 from pathlib import Path
@@ -34,7 +35,9 @@ def default_distillmos_weights() -> Path:
 def convert_distillmos(
     output_dir: str | os.PathLike | None, weights: str | os.PathLike | None = None
 ) -> ConvTransformerForMOSRegression:
-    """Convert Distill-MOS weights (default: the installed wheel's) and save a checkpoint to output_dir."""
+    """Convert Distill-MOS weights (default: the installed wheel's) and save a checkpoint to output_dir, with
+    the wheel's licence (MIT) as LICENSE when the weights are the wheel's."""
+    from_wheel = weights is None
     weights = Path(weights) if weights is not None else default_distillmos_weights()
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: no such Distill-MOS weights file")
@@ -63,4 +66,9 @@ def convert_distillmos(
     model.eval()
     if output_dir is not None:
         model.save_pretrained(output_dir)
+        licence = importlib.metadata.distribution("distillmos").read_text("LICENSE") if from_wheel else None
+        if licence:  # the weights' licence travels with them
+            lines = licence.splitlines()
+            indent = min((len(line) - len(line.lstrip()) for line in lines if line.strip()), default=0)
+            (Path(output_dir) / "LICENSE").write_text("\n".join(line[indent:] for line in lines).strip() + "\n")
     return model

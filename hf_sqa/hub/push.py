@@ -14,7 +14,7 @@ from huggingface_hub import HfApi
 from .cards import build_model_card, eval_results_files, evaluation_rows
 
 # files next to the weights that describe the checkpoint and travel with it
-SIDECAR_FILES = ("pruning_report.json", "training_recipe.yaml")
+SIDECAR_FILES = ("pruning_report.json", "training_recipe.yaml", "LICENSE")  # LICENSE: imported weights' own
 
 
 def stage_checkpoint(

@@ -171,6 +171,8 @@ def recipe_main(kind: str, argv: list[str] | None = None) -> dict:
     --config RECIPE.yaml [--resume] [--set key.path=YAML_VALUE ...]."""
     import argparse
 
+    from ..distributed import finish_processes
+
     parser = argparse.ArgumentParser(description=f"train a {kind} from a recipe (see hf_sqa.training.recipe)")
     parser.add_argument("--config", required=True, help="recipe YAML")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
@@ -181,6 +183,7 @@ def recipe_main(kind: str, argv: list[str] | None = None) -> dict:
     if recipe["model"]["kind"] != kind:
         parser.error(f"{args.config} trains a {recipe['model']['kind']}, this script trains a {kind}")
     report, _ = run_recipe(recipe, resume=args.resume)
+    finish_processes()  # every rank waits for rank 0's save and evaluation, then the group ends here
     if report:
         print(json.dumps(report, indent=1))
     return report

@@ -15,7 +15,8 @@ from hf_sqa.testing import score_without_hf_sqa, synthetic_speech
 
 CHECKPOINT_FILES = {"config.json", "model.safetensors", "README.md", "attention.py", "configuration_mos.py",
                     "configuration_conv_transformer_mos.py", "head.py", "modeling_conv_transformer_mos.py",
-                    "modeling_mos.py", "windowing.py"}
+                    "modeling_mos.py", "windowing.py", "preprocessor_config.json", "feature_extraction_mos.py",
+                    "audio_arrays.py"}
 
 
 @pytest.fixture

@@ -39,3 +39,6 @@ def test_checkpoint_scores_without_hf_sqa(build, tmp_path):
     result = score_without_hf_sqa(tmp_path / "ckpt", audio, tmp_path)
     assert result["class"] == type(model).__name__
     assert np.allclose(result["mos"], expected, atol=1e-6)
+    # the feature extractor's files travel with the model's (preprocessor_config.json + flat code)
+    assert result["extractor_class"] == "MOSFeatureExtractor"
+    assert np.allclose(result["extracted_mos"], expected, atol=1e-6)

@@ -8,6 +8,7 @@ import sys
 import torch
 from accelerate import PartialState
 
+from hf_sqa.distributed import finish_processes
 from hf_sqa.training.recipe import build_train_stream, load_recipe, run_recipe
 
 recipe = load_recipe(sys.argv[1])
@@ -28,3 +29,4 @@ with open(f"{sys.argv[2]}/rank{state.process_index}.json", "w") as handle:
     json.dump({"ids": ids, "weights": checksum(trainer.model.named_parameters()),
                "buffers": checksum(trainer.model.named_buffers()), "world": state.num_processes,
                "steps": trainer.state.global_step}, handle)
+finish_processes()

@@ -1,0 +1,141 @@
+"""ConvTransformer students: compressed complex STFT -> 2-D conv stack -> the shared MOS head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .configuration_conv_transformer_mos import ConvTransformerMOSConfig
+from .modeling_mos import MOSPreTrainedModel
+
+
+def _fused_conv_available() -> bool:
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+
+
+class CompressedSpectrumConvStack(nn.Module):
+    """(N, window_length) waveforms -> (N, frames, channels * frequency_bins) features."""
+
+    def __init__(self, config: ConvTransformerMOSConfig):
+        super().__init__()
+        self.n_fft = config.stft_n_fft
+        self.hop_length = config.stft_hop_length
+        self.compression = config.spectrum_compression
+        self.negative_slope = config.conv_negative_slope
+        kernel = config.conv_kernel_size
+        in_channels = [2] + list(config.conv_channels[:-1])
+        self.convs = nn.ModuleList(
+            nn.Conv2d(c_in, c_out, kernel, stride=(f_stride, t_stride), padding=(0, kernel // 2))
+            for c_in, c_out, f_stride, t_stride in zip(
+                in_channels, config.conv_channels, config.conv_freq_strides, config.conv_time_strides
+            )
+        )
+        self.output_size = config.conv_channels[-1] * config.conv_frequency_bins
+
+    @property
+    def edge_padding(self) -> int:
+        """Samples of reflect padding at both ends of a signal before the STFT."""
+        return (self.n_fft - self.hop_length) // 2
+
+    def compressed_spectrum(self, windows: torch.Tensor) -> torch.Tensor:
+        """(N, samples) -> (N, 2, n_fft // 2 + 1, frames): real/imag of |X|^c * X / |X|."""
+        side = self.edge_padding
+        padded = nn.functional.pad(windows[:, None], (side, side), mode="reflect")[:, 0]
+        return self.spectrum_of_padded(padded)
+
+    def spectrum_of_padded(self, padded: torch.Tensor) -> torch.Tensor:
+        """(N, padded samples) already edge-padded -> (N, 2, n_fft // 2 + 1, frames), no centring."""
+        spectrum = torch.stft(
+            padded,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.n_fft,
+            window=torch.hann_window(self.n_fft, device=padded.device, dtype=padded.dtype),
+            center=False,
+            return_complex=True,
+        )
+        parts = torch.view_as_real(spectrum)  # (N, F, T, 2)
+        magnitude = parts.pow(2).sum(-1, keepdim=True).sqrt().clamp_min(1e-12)
+        compressed = magnitude.pow(self.compression) * parts / magnitude
+        return compressed.permute(0, 3, 1, 2)
+
+    def _fused_cpu_inference(self, windows: torch.Tensor) -> bool:
+        return (
+            not self.training
+            and not torch.is_grad_enabled()
+            and windows.device.type == "cpu"
+            and windows.dtype == torch.float32
+            and _fused_conv_available()
+            # the fused path calls oneDNN with the conv weights directly, bypassing forward hooks on the
+            # conv modules (hf_sqa.pruning's unit gates use them)
+            and not any(conv._forward_hooks for conv in self.convs)
+        )
+
+    def _conv_stack_fused(self, spectrum: torch.Tensor) -> torch.Tensor:
+        """CPU inference: oneDNN convolutions with the LeakyReLU fused in, on channels-last tensors.
+
+        Under CPU autocast to bfloat16 the convolutions run in bfloat16 (AMX / AVX512-BF16 units) where the
+        CPU supports it, else in float32.
+        """
+        dtype = torch.float32
+        if torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16:
+            dtype = torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
+        x = spectrum.to(dtype)
+        for conv in self.convs:
+            x = torch.ops.mkldnn._convolution_pointwise(
+                x, conv.weight.to(dtype), conv.bias.to(dtype), list(conv.padding), list(conv.stride), [1, 1], 1,
+                "leaky_relu", [self.negative_slope], "",
+            )
+        return x
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        if self._fused_cpu_inference(windows):
+            # one window at a time: a window's activations (~30 MB in the first layers) then stay in the
+            # CPU caches between layers (Distill-MOS, 2 threads: 93 ms/window one at a time, 111 ms/window
+            # 8 at once; benchmarks/score_speed.py --breakdown)
+            x = torch.cat([self.conv_stack(self.compressed_spectrum(window[None])) for window in windows])
+        else:
+            x = self.conv_stack(self.compressed_spectrum(windows))
+        return self.frames(x)
+
+    def conv_stack(self, spectrum: torch.Tensor) -> torch.Tensor:
+        """(N, 2, bins, frames) compressed spectrum -> (N, C, F, T) conv features (fused oneDNN kernels
+        for CPU inference)."""
+        x = spectrum.contiguous(memory_format=torch.channels_last)
+        if self._fused_cpu_inference(spectrum):
+            return self._conv_stack_fused(x)
+        for conv in self.convs:
+            x = nn.functional.leaky_relu(conv(x), self.negative_slope)
+        return x
+
+    @staticmethod
+    def frames(features: torch.Tensor) -> torch.Tensor:
+        """(N, C, F, T) -> (N, C * F, T) channel-major, as Distill-MOS flattens -> (N, T, C * F)."""
+        return features.flatten(1, 2).transpose(1, 2)
+
+
+class ConvTransformerForMOSRegression(MOSPreTrainedModel):
+    config_class = ConvTransformerMOSConfig
+    config: ConvTransformerMOSConfig
+    base_model_prefix = "frontend"
+
+    def __init__(self, config: ConvTransformerMOSConfig):
+        super().__init__(config)
+        self.frontend = CompressedSpectrumConvStack(config)
+        self.feature_norm = nn.BatchNorm1d(self.frontend.output_size)
+        self.head = self.build_head(self.frontend.output_size)
+        self.post_init()
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, nn.Conv2d) and not getattr(module.weight, "_is_hf_initialized", False):
+            # He init for LeakyReLU stacks trains from scratch far better than N(0, 0.02)
+            nn.init.kaiming_normal_(module.weight, a=self.config.conv_negative_slope, nonlinearity="leaky_relu")
+
+    def score_windows(self, windows: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """windows: (N, window_length) -> (N,) MOS."""
+        if self.config.peak_normalize_windows:
+            windows = windows / (windows.abs().amax(dim=-1, keepdim=True) + 1e-8)
+        features = self.frontend(windows)  # (N, frames, C * F)
+        features = self.feature_norm(features.transpose(1, 2)).transpose(1, 2)
+        return self.head(features)
