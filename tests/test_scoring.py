@@ -239,6 +239,20 @@ def test_score_dataset_adds_mos_and_keeps_the_rest(tiny_model, tmp_path):
     assert np.allclose(in_two["mos"], expected[:4], atol=1e-6)
 
 
+def test_score_dataset_on_parquet_shards_written_by_hf_sqa_degrade(tiny_model, clip_folder, tmp_path):
+    import datasets
+
+    from hf_sqa.cli import main
+
+    assert main(["degrade", "--clean", str(clip_folder), "--output", str(tmp_path / "shards"), "--num", "5",
+                 "--shard-size", "2", "--quiet"]) == 0
+    shards = datasets.load_dataset("parquet", data_files=str(tmp_path / "shards" / "*.parquet"), split="train")
+    scored = hf_sqa.score_dataset(shards, model=tiny_model, batch_size=2)
+    assert len(scored) == 5 and scored["id"] == shards["id"] and set(scored["mos_error"]) == {None}
+    expected = score([row["audio"]["bytes"] for row in shards], model=tiny_model)
+    assert np.allclose(scored["mos"], expected, atol=1e-6)
+
+
 def test_score_dataset_streams_an_iterable_dataset(tiny_model, tmp_path):
     dataset, paths = _audio_dataset(tmp_path, count=3)
     scored = hf_sqa.score_dataset(dataset.to_iterable_dataset(), model=tiny_model)

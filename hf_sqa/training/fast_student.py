@@ -134,11 +134,13 @@ def train_fast_student(
     resume: bool = True,
     description: dict | None = None,
     pad_short_clips: bool = False,
+    train_head_only: bool = False,
 ) -> Path:
     """Train a fast student on packed set(s) `train`, evaluating on packed set(s) `heldout` (a folder or a
     list, see PackedClips); returns OUTPUT/final (with training_recipe.yaml). pad_short_clips: the
     student's `FastMOSConfig.pad_short_clips` (score clips shorter than a window zero-padded, as the
-    teacher does)."""
+    teacher does). train_head_only: the front end (STFT + conv stack) keeps `init`'s weights and the
+    feature norm its statistics; only the feature norm's scale and shift and the transformer head learn."""
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     final = output / "final"
@@ -147,10 +149,13 @@ def train_fast_student(
     set_seed(seed)
     model = fast_student_from(init) if init else FastMOSForMOSRegression(fast_config(preset))
     model.config.pad_short_clips = pad_short_clips
+    if train_head_only:
+        model.frontend.requires_grad_(False)  # the Trainer's optimizer takes only parameters that need grad
+        freeze_batchnorm = True  # and the feature norm's statistics stay as they are (not re-estimated)
     data = PackedClips(train)
     held = PackedClips(heldout)
     seconds_per_step = data.seconds() / len(data) * batch_size
-    if freeze_batchnorm:
+    if freeze_batchnorm and not train_head_only:
         # statistics of the fast front end on the training audio (a pruned teacher's were estimated on
         # zero-padded windows), then fixed for the whole run
         from ..pruning.schedule import recalibrate_batchnorm
@@ -181,7 +186,7 @@ def train_fast_student(
         "teacher": "distillmos", "init": init or f"random ({preset})", "train_data": _names(train),
         "heldout_data": _names(heldout), "steps": max_steps, "batch_size": batch_size,
         "learning_rate": learning_rate, "bf16": bf16, "dense_weight": dense_weight, "freeze_batchnorm": freeze_batchnorm,
-        "pad_short_clips": pad_short_clips,
+        "pad_short_clips": pad_short_clips, "train_head_only": train_head_only,
         "distinct_clips": len(data), "distinct_audio_hours": round(data.seconds() / 3600, 3),
         "audio_hours_seen": round(max_steps * seconds_per_step / 3600, 2),
         "cpu_hours": round(history[-1]["cpu_s"] / 3600, 3) if history else None,

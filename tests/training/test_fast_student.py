@@ -115,3 +115,27 @@ def test_packed_clips_round_trip_and_collate(small_teacher, tmp_path):
     assert batch["teacher_window_mos"].shape[0] == 3
     audio = packed.clip(0)
     assert audio.dtype == np.float32 and np.abs(audio).max() <= 1.0
+
+
+def test_head_only_training_keeps_the_front_end(small_teacher, tmp_path):
+    """train_head_only: the STFT + conv stack and the feature norm's statistics (BatchNorm) stay the init's;
+    the head learns."""
+    from safetensors.torch import load_file
+
+    from hf_sqa.data.pseudo_label import pseudo_label
+    from hf_sqa.training.fast_student import fast_student_from, train_fast_student
+
+    clean = _clean_folders(tmp_path / "clean", train=4, heldout=0) / "train"
+    pseudo_label(str(small_teacher), str(clean), tmp_path / "labelled", progress=False)
+    packed = pack_labelled(str(tmp_path / "labelled"), tmp_path / "packed", num_proc=1)
+    final = train_fast_student(packed, packed, tmp_path / "run", init=str(small_teacher), max_steps=3, batch_size=2,
+                               learning_rate=1e-2, eval_steps=3, eval_clips=4, bf16=False, pad_short_clips=True,
+                               train_head_only=True)
+    before = fast_student_from(str(small_teacher)).state_dict()
+    after = load_file(str(final / "model.safetensors"))
+    kept = [name for name in before if name.startswith("frontend.") or "running_" in name]
+    assert "feature_norm.running_mean" in kept and any(name.startswith("frontend.convs") for name in kept)
+    assert all(torch.equal(before[name], after[name]) for name in kept)
+    assert any(not torch.equal(before[name], after[name]) for name in before if name.startswith("head."))
+    recipe = yaml.safe_load((final / "training_recipe.yaml").read_text())
+    assert recipe["train_head_only"] is True and recipe["pad_short_clips"] is True
