@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from transformers import AutoModel, Pipeline
+from transformers import AutoModel, BatchFeature, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .audio import load_audio
@@ -53,10 +53,11 @@ class SpeechQualityPipeline(Pipeline):
 
     def preprocess(self, inputs, sampling_rate=None, channel=None):
         rate = self.feature_extractor.sampling_rate
-        # decoded, mixed and resampled by hf_sqa.audio (the feature extractor's own conversion); the feature
-        # extractor then makes the model input, which the pipeline's batching pads
+        # decoded, checked, mixed and resampled by hf_sqa.audio (the feature extractor's own conversion, so
+        # not run again here); the feature extractor's padding makes the model input and its mask, which
+        # the pipeline's batching pads further
         samples = load_audio(inputs, sampling_rate=sampling_rate, channel=channel, target_sampling_rate=rate).samples
-        features = self.feature_extractor([samples], sampling_rate=rate, return_tensors="pt")
+        features = self.feature_extractor.pad(BatchFeature({"input_values": [samples]}), return_tensors="pt")
         return {"input_values": features["input_values"], "attention_mask": features["attention_mask"],
                 "silent": ~features["input_values"].any(dim=-1)}
 
