@@ -109,10 +109,13 @@ class HeadTransformerEncoder(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(layers)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, output_hidden_states: bool = False):
+        """(N, L, d) -> (N, L, d), and with output_hidden_states every layer's output as well."""
+        layer_outputs = []
         for layer in self.layers:
             hidden = layer(hidden)
-        return hidden
+            layer_outputs.append(hidden)
+        return (hidden, tuple(layer_outputs)) if output_hidden_states else hidden
 
 
 class MOSHead(nn.Module):
@@ -142,22 +145,28 @@ class MOSHead(nn.Module):
         self.output_norm = nn.BatchNorm1d(hidden_size)
         self.pooling = AttentionPooling(hidden_size, dropout)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, output_hidden_states: bool = False):
+        """(N, L, input_size) -> MOS (N,); with output_hidden_states also the hidden states (N, L, d) of
+        the projection and of each transformer layer (a tuple of 1 + num_layers), float32."""
         # The head is a few percent of the compute, and its attention pooling and sigmoid are sensitive to
         # precision: it runs in its parameters' dtype even under autocast (with a bfloat16 conv stack,
         # Distill-MOS scores moved by up to 6.2e-3 with a bfloat16 head, 8.5e-4 with a float32 one:
         # `python benchmarks/score_speed.py --breakdown`)
         with torch.autocast(features.device.type, enabled=False):
-            return self._forward(features.to(self.projection.weight.dtype))
+            return self._forward(features.to(self.projection.weight.dtype), output_hidden_states)
 
-    def _forward(self, features: torch.Tensor) -> torch.Tensor:
+    def _forward(self, features: torch.Tensor, output_hidden_states: bool = False):
         # BatchNorm1d normalises dim 1, so go (N, L, C) -> (N, C, L) and back
         hidden = self.input_norm(features.transpose(1, 2)).transpose(1, 2)
         hidden = self.projection_dropout(self.projection(hidden))  # (N, L, d)
         positions = sinusoidal_position_encoding(
             hidden.shape[1], hidden.shape[2], self.position_scale_length, hidden.device, hidden.dtype
         )
-        hidden = self.encoder(hidden + positions)
+        projected = hidden
+        hidden = self.encoder(hidden + positions, output_hidden_states)
+        if output_hidden_states:
+            hidden, layer_outputs = hidden
         hidden = self.encoder_dropout(hidden)
         hidden = self.output_norm(hidden.transpose(1, 2)).transpose(1, 2)
-        return 1.0 + 4.0 * torch.sigmoid(self.pooling(hidden))
+        mos = 1.0 + 4.0 * torch.sigmoid(self.pooling(hidden))
+        return (mos, (projected, *layer_outputs)) if output_hidden_states else mos

@@ -39,6 +39,10 @@ class MOSRegressionOutput(ModelOutput):
     window_mos:    (batch, max_windows) MOS of each window, NaN where a clip has fewer windows
     window_mask:   (batch, max_windows) True where `window_mos` holds a window
     window_starts: (batch, max_windows) start sample of each window in its clip, -1 where none
+    hidden_states: with `output_hidden_states` (fast models): the head's input projection and each of its
+                   transformer layers, (num_windows, frames_per_window, d) each; windows in clip order
+                   (the clips' windows in time order, as `window_mos` lists them), zero after a window's frames
+    hidden_mask:   (num_windows, frames_per_window) True on a window's frames
     """
 
     loss: torch.Tensor | None = None
@@ -46,6 +50,8 @@ class MOSRegressionOutput(ModelOutput):
     window_mos: torch.Tensor | None = None
     window_mask: torch.Tensor | None = None
     window_starts: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    hidden_mask: torch.Tensor | None = None
 
 
 def regression_loss(mos: torch.Tensor, labels: torch.Tensor, loss_type: str) -> torch.Tensor:
@@ -60,6 +66,7 @@ class MOSPreTrainedModel(PreTrainedModel):
     config: MOSConfig
     main_input_name = "input_values"
     input_modalities = "audio"
+    supports_window_hidden_states = False  # forward(output_hidden_states=True): the fast models
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Weights, config and flat code as transformers saves them, plus the feature extractor
@@ -154,6 +161,7 @@ class MOSPreTrainedModel(PreTrainedModel):
         labels: torch.Tensor | None = None,
         return_dict: bool | None = None,
         window_max_hop: int | None = None,
+        output_hidden_states: bool = False,
         **kwargs,
     ) -> MOSRegressionOutput | tuple:
         """
@@ -163,7 +171,12 @@ class MOSPreTrainedModel(PreTrainedModel):
         labels:         (batch,) human or teacher MOS for the loss
         window_max_hop: samples between window starts at most, for this call (default:
                         `config.window_max_hop`, the model's own rule; see `check_window_max_hop`)
+        output_hidden_states: also return the head's hidden states per window (fast models only; the
+                        training path, also under no_grad: frame-level distillation targets)
         """
+        if output_hidden_states and not self.supports_window_hidden_states:
+            raise ValueError(f"output_hidden_states needs a fast model (FastMOSForMOSRegression); "
+                             f"{type(self).__name__} scores windows cut from the waveform")
         if input_values.dim() == 1:
             input_values = input_values[None]
         batch_size, num_samples = input_values.shape
@@ -177,13 +190,19 @@ class MOSPreTrainedModel(PreTrainedModel):
 
         if window_max_hop is not None:
             check_window_max_hop(window_max_hop, self.config.window_length)
-        window_mos, item_index, starts = self.score_clips(input_values, lengths, window_max_hop)
+        hidden_states = hidden_mask = None
+        if output_hidden_states:
+            window_mos, item_index, starts, hidden_states, hidden_mask = self.score_clips(
+                input_values, lengths, window_max_hop, output_hidden_states=True)
+        else:
+            window_mos, item_index, starts = self.score_clips(input_values, lengths, window_max_hop)
         mos = average_per_item(window_mos, item_index, batch_size)
         window_grid, window_mask = pad_per_item(window_mos, item_index, batch_size)
         start_grid, _ = pad_per_item(starts, item_index, batch_size, fill_value=-1)
 
         loss = None if labels is None else regression_loss(mos, labels, self.config.loss_type)
         output = MOSRegressionOutput(
-            loss=loss, mos=mos, window_mos=window_grid, window_mask=window_mask, window_starts=start_grid
+            loss=loss, mos=mos, window_mos=window_grid, window_mask=window_mask, window_starts=start_grid,
+            hidden_states=hidden_states, hidden_mask=hidden_mask,
         )
         return output if return_dict is not False else output.to_tuple()

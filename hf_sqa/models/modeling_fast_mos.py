@@ -134,11 +134,16 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
             windows.append((start, first, min(per_window, total - first)))
         return windows
 
+    supports_window_hidden_states = True
+
     def score_clips(
-        self, input_values: torch.Tensor, lengths: torch.Tensor, window_max_hop: int | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self, input_values: torch.Tensor, lengths: torch.Tensor, window_max_hop: int | None = None,
+        output_hidden_states: bool = False,
+    ) -> tuple:
         """Every window of every clip scored from the clip's shared frames: (window MOS, batch item of each
-        window, its start sample), all (num_windows,).
+        window, its start sample), all (num_windows,); with output_hidden_states also the head's hidden
+        states (projection and each transformer layer: (num_windows, frames_per_window, d) each, zero after
+        a window's frames) and their frame mask (num_windows, frames_per_window).
 
         input_values: (batch, time) padded; lengths: (batch,) real samples per clip;
         window_max_hop: samples between window starts at most (None: config.window_max_hop)
@@ -150,7 +155,7 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
         """
         device = input_values.device
         lengths = lengths.tolist()
-        if not self.training and not torch.is_grad_enabled():
+        if not self.training and not torch.is_grad_enabled() and not output_hidden_states:
             item_index, starts, scores = [], [], []
             for item, length in enumerate(lengths):
                 clip_starts, clip_scores = self._stream_clip(input_values[item, :length], window_max_hop)
@@ -173,24 +178,46 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
                 windows.append(features[item][first : first + count])
                 item_index.append(item)
                 starts.append(start)
-        window_mos = self._head_by_length(windows)
-        return window_mos, torch.tensor(item_index, device=device), torch.tensor(starts, device=device)
+        index = (torch.tensor(item_index, device=device), torch.tensor(starts, device=device))
+        if not output_hidden_states:
+            return self._head_by_length(windows), *index
+        window_mos, hidden_states, hidden_mask = self._head_by_length(windows, output_hidden_states=True)
+        return window_mos, *index, hidden_states, hidden_mask
 
-    def _head_by_length(self, windows: list[torch.Tensor]) -> torch.Tensor:
+    def _head_by_length(self, windows: list[torch.Tensor], output_hidden_states: bool = False):
         """Window MOS (n,) of n windows' frames ((count, C * F) each), in their order: windows of equal frame
-        count go through the head together, `windows_per_forward` at a time."""
+        count go through the head together, `windows_per_forward` at a time. With output_hidden_states also
+        the head's hidden states, each (n, frames_per_window, d) zero after a window's frames, and their
+        frame mask (n, frames_per_window)."""
         groups: dict[int, list[int]] = {}
         for row, frames in enumerate(windows):
             groups.setdefault(frames.shape[0], []).append(row)
         chunk = self.windows_per_forward(windows[0].device)
-        rows, scores = [], []
+        rows, scores, hidden_parts = [], [], []
         for members in groups.values():
             for i in range(0, len(members), chunk):
                 part = members[i : i + chunk]
                 rows.extend(part)
-                scores.append(self.head(torch.stack([windows[row] for row in part])))
+                result = self.head(torch.stack([windows[row] for row in part]), output_hidden_states)
+                if output_hidden_states:
+                    result, hidden = result
+                    hidden_parts.append(hidden)
+                scores.append(result)
+        order = torch.tensor(rows, device=windows[0].device)
         scores = torch.cat(scores)
-        return scores.new_empty(len(windows)).index_put((torch.tensor(rows, device=scores.device),), scores)
+        window_mos = scores.new_empty(len(windows)).index_put((order,), scores)
+        if not output_hidden_states:
+            return window_mos
+        width = max(self.config.frames_per_window, max(frames.shape[0] for frames in windows))
+        hidden_states = []
+        for layer in range(len(hidden_parts[0])):
+            padded = [torch.nn.functional.pad(part[layer], (0, 0, 0, width - part[layer].shape[1]))
+                      for part in hidden_parts]
+            stacked = torch.cat(padded)  # (n, width, d) in `rows` order
+            hidden_states.append(stacked.new_zeros(stacked.shape).index_put((order,), stacked))
+        counts = torch.tensor([frames.shape[0] for frames in windows], device=order.device)
+        hidden_mask = torch.arange(width, device=order.device)[None] < counts[:, None]
+        return window_mos, tuple(hidden_states), hidden_mask
 
     def score_stream(self, blocks, summary, window_max_hop: int | None = None) -> Iterator[tuple[int, torch.Tensor]]:
         """`MOSPreTrainedModel.score_stream`: the clip's peak comes from the summary, then the front end

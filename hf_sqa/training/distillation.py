@@ -12,6 +12,15 @@ w times the mean over its windows of L(student window score, teacher window scor
 says which part of the clip is bad, not only how bad the clip is on average. The student must cut the
 same windows as the teacher (same windowing rule), which is checked.
 
+With a `frame_teacher` (a fast model, e.g. the Distill-MOS import run as one, with `pad_short_clips` so its
+frames see what the real teacher sees) and `frame_weight` w > 0, each example also adds w times the mean
+squared distance between the student's head hidden states, each through its own linear map, and that
+teacher's (the input projection and every transformer layer), over the student's window frames: a
+FitNets / DistilHuBERT-style frame target. The maps are `frame_projections` on the student (an
+nn.ModuleList, so the optimiser and the checkpoints of a run hold them; drop it before the final save):
+even a student pruned from the teacher, which keeps its hidden width, has moved away from the teacher's
+coordinates after distillation (its hidden states were as far from the teacher's as zeros are).
+
 `freeze_batchnorm` keeps BatchNorm layers in eval mode while training (running statistics fixed), for
 fine-tuning a pretrained or pruned model on data narrower than what its statistics were estimated on.
 
@@ -65,12 +74,38 @@ def dense_window_losses(student_windows, teacher_windows, loss: str = "mse"):
     return terms.sum(dim=1) / valid.sum(dim=1).clamp_min(1), terms[valid]
 
 
+def frame_losses(student, teacher, window_mask, projections):
+    """Per-example mean squared distance (batch,) between two models' head hidden states.
+
+    student / teacher: the `MOSRegressionOutput`s of one batch with `hidden_states` (the same windows, in the
+    same order; the teacher's windows may be longer: a short clip zero-padded to one window, of which the
+    student's frames are the first); window_mask: (batch, max_windows), which windows belong to which clip;
+    projections: one module per hidden state, student width -> teacher width.
+    Each window's distance is the mean over the student's frames, the hidden size and the layers."""
+    if not len(student.hidden_states) == len(teacher.hidden_states) == len(projections) or (
+            student.hidden_mask.shape[0] != teacher.hidden_mask.shape[0]):
+        raise ValueError(
+            f"the frame teacher has {len(teacher.hidden_states)} hidden states of {teacher.hidden_mask.shape[0]} "
+            f"windows, the student {len(student.hidden_states)} of {student.hidden_mask.shape[0]} and "
+            f"{len(projections)} projections: it needs the student's head depth and windowing rule")
+    mask = student.hidden_mask  # (windows, frames)
+    frames = mask.shape[1]
+    per_window = 0.0
+    for ours, theirs, projection in zip(student.hidden_states, teacher.hidden_states, projections, strict=True):
+        squared = ((projection(ours.float()) - theirs[:, :frames].to(ours.device, torch.float32)) ** 2).mean(dim=-1)
+        per_window = per_window + (squared * mask).sum(dim=1) / mask.sum(dim=1)
+    per_window = per_window / len(student.hidden_states)  # (windows,)
+    item = torch.nonzero(window_mask)[:, 0]  # each window's clip, windows in clip order
+    sums = per_window.new_zeros(window_mask.shape[0]).index_add(0, item, per_window)
+    return sums / window_mask.sum(dim=1).clamp_min(1)
+
+
 class DistillationTrainer(Trainer):
     loss_is_scaled_for_ga = True
 
     def __init__(self, *args, teacher: torch.nn.Module | None = None, alpha: float = 0.5,
                  distillation_loss: str = "mse", dense_weight: float = 0.0, freeze_batchnorm: bool = False,
-                 **kwargs):
+                 frame_teacher: torch.nn.Module | None = None, frame_weight: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
@@ -82,12 +117,19 @@ class DistillationTrainer(Trainer):
         self.dense_weight = dense_weight
         self.freeze_batchnorm = freeze_batchnorm
         self.distillation_loss = distillation_loss
-        self.teacher = teacher
-        if teacher is not None:
-            teacher.eval()
-            teacher.requires_grad_(False)
-            teacher.to(self.args.device)
-        self._term_sums = {"loss_teacher": [0.0, 0], "loss_human": [0.0, 0], "loss_windows": [0.0, 0]}
+        if frame_weight < 0:
+            raise ValueError(f"frame_weight must be >= 0, got {frame_weight}")
+        if frame_weight > 0 and (frame_teacher is None or not hasattr(self.accelerator.unwrap_model(self.model),
+                                                                        "frame_projections")):
+            raise ValueError("frame_weight > 0 needs a frame_teacher and the student's frame_projections")
+        self.frame_weight = frame_weight
+        self.teacher, self.frame_teacher = teacher, frame_teacher
+        for fixed in (teacher, frame_teacher):
+            if fixed is not None:
+                fixed.eval()
+                fixed.requires_grad_(False)
+                fixed.to(self.args.device)
+        self._term_sums = {name: [0.0, 0] for name in ("loss_teacher", "loss_human", "loss_windows", "loss_frames")}
 
     def _get_num_items_in_batch(self, batch_samples, device):
         """Examples in the accumulation window: the loss is a mean over examples, not tokens."""
@@ -102,7 +144,9 @@ class DistillationTrainer(Trainer):
             for module in model.modules():
                 if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                     module.eval()
-        outputs = model(input_values=inputs["input_values"], attention_mask=inputs.get("attention_mask"))
+        frames = self.frame_weight > 0 and model.training
+        outputs = model(input_values=inputs["input_values"], attention_mask=inputs.get("attention_mask"),
+                        output_hidden_states=frames)
         student = outputs.mos.float()
         if self.teacher is not None:
             with torch.no_grad():
@@ -119,11 +163,21 @@ class DistillationTrainer(Trainer):
             window_loss, window_terms = dense_window_losses(outputs.window_mos.float(), teacher_windows.to(student),
                                                             self.distillation_loss)
             example_loss = example_loss + self.dense_weight * window_loss
+        frame_terms = torch.zeros(0)
+        if frames:
+            with torch.no_grad():
+                target = self.frame_teacher(
+                    input_values=inputs["input_values"], attention_mask=inputs.get("attention_mask"),
+                    window_max_hop=self.accelerator.unwrap_model(model).config.window_max_hop,
+                    output_hidden_states=True)
+            frame_terms = frame_losses(outputs, target, outputs.window_mask,
+                                       self.accelerator.unwrap_model(model).frame_projections)
+            example_loss = example_loss + self.frame_weight * frame_terms
         count = num_items_in_batch if num_items_in_batch is not None else student.shape[0]
         loss = example_loss.sum() / count
         if model.training:
             for name, terms in (("loss_teacher", teacher_terms), ("loss_human", human_terms),
-                                ("loss_windows", window_terms)):
+                                ("loss_windows", window_terms), ("loss_frames", frame_terms)):
                 self._term_sums[name][0] += float(terms.detach().sum())
                 self._term_sums[name][1] += int(terms.numel())
         return (loss, outputs) if return_outputs else loss

@@ -7,6 +7,10 @@ budget:
     dense     random initialisation, clip score + the teacher's per-window scores  (dense_weight > 0)
     pruned    initialised from a pruned teacher (`hf-sqa prune` output), then long distillation
 
+Any of them can add frame targets (`frame_weight`): the teacher's head hidden states, matched through
+fitted linear maps (`fit_frame_projections`; measured in README: no gain beyond the noise for the refined
+student).
+
 It uses the `DistillationTrainer` (offline teacher labels), saves a checkpoint at every evaluation (a killed
 run resumes from the newest complete one with `resume=True`) and, at every evaluation, scores held-out
 clips and appends PCC / SRCC with the teacher, steps, audio hours seen and CPU time to
@@ -112,6 +116,51 @@ def read_history(path: Path) -> list[dict]:
     return [by_step[k] for k in sorted(by_step)]
 
 
+def _frame_teacher(model_or_path) -> FastMOSForMOSRegression:
+    """The teacher of frame targets: run as a fast model that zero-pads short clips to a window, so its
+    frames are computed as the teacher computes them."""
+    teacher = fast_student_from(model_or_path)
+    teacher.config.pad_short_clips = True
+    return teacher.eval()  # BatchNorm with its running statistics (a fast model built from a checkpoint trains)
+
+
+@torch.no_grad()
+def fit_frame_projections(model, teacher, batches, ridge: float = 1e-3) -> dict:
+    """Set `model.frame_projections` to the least-squares linear maps (ridge-regularised, with bias) from the
+    student's head hidden states to the teacher's, over every window frame of `batches` (collated clips), so
+    frame distillation starts from the best linear read-out instead of a random one (whose error would first
+    pull the student's hidden states around). Returns per hidden state the fraction of the teacher's
+    variance the fit leaves unexplained (1 - R^2)."""
+    if teacher.training:
+        raise ValueError("the frame teacher must be in eval mode (BatchNorm with its running statistics, as in training)")
+    was_training = model.training
+    model.eval()
+    hop = model.config.window_max_hop
+    sums = None
+    for batch in batches:
+        ours = model(input_values=batch["input_values"], attention_mask=batch["attention_mask"],
+                     output_hidden_states=True)
+        theirs = teacher(input_values=batch["input_values"], attention_mask=batch["attention_mask"],
+                         window_max_hop=hop, output_hidden_states=True)
+        mask = ours.hidden_mask
+        pairs = [(torch.nn.functional.pad(x[mask].double(), (0, 1), value=1.0),  # (frames, d_s + 1): bias column
+                  y[:, : mask.shape[1]][mask].double()) for x, y in zip(ours.hidden_states, theirs.hidden_states)]
+        update = [(x.T @ x, x.T @ y, y.sum(0), (y**2).sum(0), y.shape[0]) for x, y in pairs]
+        sums = update if sums is None else [tuple(a + b for a, b in zip(s, u)) for s, u in zip(sums, update)]
+    unexplained = []
+    for projection, (xx, xy, y_sum, y_square, count) in zip(model.frame_projections, sums, strict=True):
+        regulariser = ridge * xx.diagonal().mean() * torch.eye(xx.shape[0], dtype=xx.dtype)
+        solution = torch.linalg.solve(xx + regulariser, xy)  # (d_s + 1, d_t)
+        projection.weight.copy_(solution[:-1].T)
+        projection.bias.copy_(solution[-1])
+        # residual sum of squares from the normal equations: y'y - 2 w'X'y + w'X'X w
+        residual = (y_square.sum() - 2 * (solution * xy).sum() + (solution * (xx @ solution)).sum())
+        total = y_square.sum() - (y_sum**2).sum() / count
+        unexplained.append(float(residual / total))
+    model.train(was_training)
+    return {"unexplained_variance": unexplained, "frames": int(sums[0][4])}
+
+
 def _names(folders) -> str | list[str]:
     return str(folders) if isinstance(folders, (str, os.PathLike)) else [str(f) for f in folders]
 
@@ -135,23 +184,36 @@ def train_fast_student(
     description: dict | None = None,
     pad_short_clips: bool = False,
     train_head_only: bool = False,
+    frame_weight: float = 0.0,
+    frame_teacher: str = "distillmos",
 ) -> Path:
     """Train a fast student on packed set(s) `train`, evaluating on packed set(s) `heldout` (a folder or a
     list, see PackedClips); returns OUTPUT/final (with training_recipe.yaml). pad_short_clips: the
     student's `FastMOSConfig.pad_short_clips` (score clips shorter than a window zero-padded, as the
     teacher does). train_head_only: the front end (STFT + conv stack) keeps `init`'s weights and the
-    feature norm its statistics; only the feature norm's scale and shift and the transformer head learn."""
+    feature norm its statistics; only the feature norm's scale and shift and the transformer head learn.
+    frame_weight > 0: also match `frame_teacher`'s head hidden states frame by frame (run as a fast model
+    that pads short clips as the teacher does; see DistillationTrainer); the student needs its head depth
+    and hidden size, as a student pruned from it has."""
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     final = output / "final"
     if (final / "training_recipe.yaml").is_file():
         return final
     set_seed(seed)
+    checkpoints = sorted((p for p in output.glob("checkpoint-*") if (p / "trainer_state.json").is_file()),
+                         key=lambda p: int(p.name.split("-")[-1]))
+    resume_point = str(checkpoints[-1]) if resume and checkpoints else None
     model = fast_student_from(init) if init else FastMOSForMOSRegression(fast_config(preset))
     model.config.pad_short_clips = pad_short_clips
     if train_head_only:
         model.frontend.requires_grad_(False)  # the Trainer's optimizer takes only parameters that need grad
         freeze_batchnorm = True  # and the feature norm's statistics stay as they are (not re-estimated)
+    frame_targets = _frame_teacher(frame_teacher) if frame_weight > 0 else None
+    if frame_targets is not None:  # student width -> teacher width, per hidden state; trained, then dropped
+        widths = (model.config.head_hidden_size, frame_targets.config.head_hidden_size)
+        model.frame_projections = torch.nn.ModuleList(
+            torch.nn.Linear(*widths) for _ in range(1 + model.config.head_num_layers))
     data = PackedClips(train)
     held = PackedClips(heldout)
     seconds_per_step = data.seconds() / len(data) * batch_size
@@ -163,6 +225,11 @@ def train_fast_student(
         rows = np.random.default_rng(seed).permutation(len(data))[:256]
         recalibrate_batchnorm(model, [collate_clips([data[int(k)] for k in rows[i : i + batch_size]])
                                       for i in range(0, len(rows), batch_size)])
+    if frame_targets is not None and not resume_point:  # on a resume the checkpoint holds the maps
+        rows = np.random.default_rng(seed + 1).permutation(len(data))[:256]
+        fit = fit_frame_projections(model, frame_targets, [
+            collate_clips([data[int(k)] for k in rows[i : i + batch_size]]) for i in range(0, len(rows), batch_size)])
+        (output / "frame_projection_fit.json").write_text(json.dumps(fit))
     args = TrainingArguments(
         output_dir=str(output), max_steps=max_steps, per_device_train_batch_size=batch_size,
         learning_rate=learning_rate, lr_scheduler_type="cosine", warmup_steps=max(max_steps // 20, 1),
@@ -176,17 +243,17 @@ def train_fast_student(
     trainer = DistillationTrainer(
         model=model, args=args, train_dataset=data, data_collator=collate_clips, alpha=1.0,
         dense_weight=dense_weight, freeze_batchnorm=freeze_batchnorm,
+        frame_teacher=frame_targets, frame_weight=frame_weight,
         callbacks=[HeldoutEvaluation(held, output / "eval_history.jsonl", eval_steps, eval_clips, seconds_per_step)],
     )
-    checkpoints = sorted((p for p in output.glob("checkpoint-*") if (p / "trainer_state.json").is_file()),
-                         key=lambda p: int(p.name.split("-")[-1]))
-    trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
+    trainer.train(resume_from_checkpoint=resume_point)
     history = read_history(output / "eval_history.jsonl")
     recipe = {
         "teacher": "distillmos", "init": init or f"random ({preset})", "train_data": _names(train),
         "heldout_data": _names(heldout), "steps": max_steps, "batch_size": batch_size,
         "learning_rate": learning_rate, "bf16": bf16, "dense_weight": dense_weight, "freeze_batchnorm": freeze_batchnorm,
-        "pad_short_clips": pad_short_clips, "train_head_only": train_head_only,
+        "pad_short_clips": pad_short_clips, "train_head_only": train_head_only, "frame_weight": frame_weight,
+        **({"frame_teacher": frame_teacher} if frame_weight > 0 else {}),
         "distinct_clips": len(data), "distinct_audio_hours": round(data.seconds() / 3600, 3),
         "audio_hours_seen": round(max_steps * seconds_per_step / 3600, 2),
         "cpu_hours": round(history[-1]["cpu_s"] / 3600, 3) if history else None,
@@ -194,6 +261,8 @@ def train_fast_student(
     }
     if init and (Path(init) / "training_recipe.yaml").is_file():  # the run this one continues
         recipe["init_recipe"] = yaml.safe_load((Path(init) / "training_recipe.yaml").read_text())
+    if frame_targets is not None:
+        del model.frame_projections  # a training aid, not part of the model
     partial = output / "final.partial"
     model.save_pretrained(partial)
     (partial / "training_recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))

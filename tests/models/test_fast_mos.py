@@ -195,3 +195,44 @@ def test_silence_frames_cached_in_inference_mode_do_not_reach_training(model):
     model.train()
     model(clip).mos.sum().backward()
     assert all(p.grad is not None for p in model.head.parameters() if p.requires_grad)
+
+
+def test_hidden_states_leave_scores_unchanged_and_follow_each_window(model):
+    """output_hidden_states: the same MOS; per window the head's projection and every layer's output,
+    zero after the window's frames; a clip's hidden states are the same alone and in a padded batch."""
+    clips = [synthetic_speech(s, seed=i) for i, s in enumerate((1.5, 11.0))]
+    batch = torch.zeros(2, max(len(c) for c in clips))
+    mask = torch.zeros_like(batch, dtype=torch.long)
+    for row, clip in enumerate(clips):
+        batch[row, : len(clip)] = torch.from_numpy(clip)
+        mask[row, : len(clip)] = 1
+    with torch.no_grad():
+        plain = model(batch, attention_mask=mask)
+        hidden = model(batch, attention_mask=mask, output_hidden_states=True)
+        short = model(torch.from_numpy(clips[0]), output_hidden_states=True)
+    assert torch.allclose(hidden.mos, plain.mos, atol=1e-6)
+    windows = int(plain.window_mask.sum())
+    assert len(hidden.hidden_states) == 1 + model.config.head_num_layers
+    frames = model.config.frames_per_window
+    assert all(h.shape == (windows, frames, model.config.head_hidden_size) for h in hidden.hidden_states)
+    counts = [count for clip in clips for _, _, count in model.window_frames(len(clip))]
+    assert hidden.hidden_mask.sum(1).tolist() == counts and counts[0] < frames  # the short clip: its frames only
+    assert all(float(h[~hidden.hidden_mask].abs().max()) == 0 for h in hidden.hidden_states)
+    for alone, together in zip(short.hidden_states, hidden.hidden_states):
+        assert torch.allclose(alone[0], together[0], atol=1e-5)
+
+
+def test_hidden_states_of_a_padding_teacher_cover_the_whole_window(model):
+    model.config.pad_short_clips = True
+    with torch.no_grad():
+        padded = model(torch.from_numpy(synthetic_speech(1.5, seed=0)), output_hidden_states=True)
+    assert bool(padded.hidden_mask.all()) and padded.hidden_mask.shape == (1, model.config.frames_per_window)
+
+
+def test_hidden_states_need_a_fast_model():
+    from hf_sqa.models import ConvTransformerForMOSRegression
+    from hf_sqa.testing import tiny_student_config
+
+    windowed = ConvTransformerForMOSRegression(tiny_student_config()).eval()
+    with pytest.raises(ValueError, match="output_hidden_states needs a fast model"):
+        windowed(torch.zeros(16000), output_hidden_states=True)

@@ -10,7 +10,7 @@ import yaml
 from hf_sqa.complexity import parameter_count
 from hf_sqa.models import ConvTransformerForMOSRegression, FastMOSForMOSRegression, student_config
 from hf_sqa.testing import synthetic_speech, write_clip
-from hf_sqa.training.distillation import dense_window_losses
+from hf_sqa.training.distillation import dense_window_losses, frame_losses
 from hf_sqa.training.fast_student import read_history
 from hf_sqa.training.packed import PackedClips, collate_clips, pack_labelled
 from hf_sqa.training.student_pipeline import StudentPipeline
@@ -25,6 +25,51 @@ def test_dense_window_losses_average_each_clips_windows():
     assert torch.allclose(terms, torch.tensor([1.0, 4.0, 0.25]))
     with pytest.raises(ValueError, match="other windows than the teacher"):
         dense_window_losses(student[:, :2], teacher)
+
+
+def test_frame_losses_average_frames_layers_and_each_clips_windows():
+    from types import SimpleNamespace
+
+    frames, width = 4, 2
+    # three windows: clip 0 has windows 0 and 1, clip 1 window 2; window 2 has 2 frames for the student and
+    # the teacher's whole (padded) window
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
+    ours = torch.zeros(3, frames, width)
+    theirs = torch.zeros(3, frames, width)
+    theirs[0] = 1.0  # window 0: squared distance 1 on every frame
+    theirs[2, :2] = 2.0  # window 2: 4 on its two frames
+    theirs[2, 2:] = 100.0  # the teacher's padding frames: not compared
+    student = SimpleNamespace(hidden_states=(ours, ours), hidden_mask=mask)
+    teacher = SimpleNamespace(hidden_states=(theirs, theirs), hidden_mask=torch.ones_like(mask))
+    identity = [torch.nn.Identity(), torch.nn.Identity()]
+    window_mask = torch.tensor([[True, True], [True, False]])
+    assert torch.allclose(frame_losses(student, teacher, window_mask, identity), torch.tensor([0.5, 4.0]))
+    with pytest.raises(ValueError, match="head depth and windowing rule"):
+        frame_losses(student, SimpleNamespace(hidden_states=(theirs,), hidden_mask=mask), window_mask, identity)
+
+
+def test_frame_projections_fit_a_linear_relation():
+    """fit_frame_projections solves the least-squares map; a teacher whose hidden states are a linear map
+    of the student's is explained completely, and then the frame loss is zero."""
+    from hf_sqa.testing import tiny_fast_config
+    from hf_sqa.training.fast_student import fit_frame_projections
+
+    torch.manual_seed(0)
+    student = FastMOSForMOSRegression(tiny_fast_config()).eval()
+    teacher = FastMOSForMOSRegression(tiny_fast_config()).eval()
+    teacher.load_state_dict(student.state_dict())
+    width = student.config.head_hidden_size
+    student.frame_projections = torch.nn.ModuleList(torch.nn.Linear(width, width) for _ in range(1 + student.config.head_num_layers))
+    batches = [collate_clips([{"audio": synthetic_speech(s, seed=i), "teacher_mos": 3.0, "teacher_window_mos": []}
+                              for i, s in enumerate((1.0, 2.5, 4.0))])]
+    fit = fit_frame_projections(student, teacher, batches, ridge=1e-9)
+    assert fit["frames"] > 100 and max(fit["unexplained_variance"]) < 1e-4
+    with torch.no_grad():
+        ours = student(batches[0]["input_values"], attention_mask=batches[0]["attention_mask"], output_hidden_states=True)
+        theirs = teacher(batches[0]["input_values"], attention_mask=batches[0]["attention_mask"],
+                         output_hidden_states=True)
+    with torch.no_grad():
+        assert float(frame_losses(ours, theirs, ours.window_mask, student.frame_projections).max()) < 1e-4
 
 
 def _clean_folders(root, train=6, heldout=4):
@@ -139,3 +184,27 @@ def test_head_only_training_keeps_the_front_end(small_teacher, tmp_path):
     assert any(not torch.equal(before[name], after[name]) for name in before if name.startswith("head."))
     recipe = yaml.safe_load((final / "training_recipe.yaml").read_text())
     assert recipe["train_head_only"] is True and recipe["pad_short_clips"] is True
+
+
+def test_frame_targets_train_and_leave_no_trace_in_the_saved_student(small_teacher, tmp_path):
+    """frame_weight: the student also matches a fast teacher's hidden states through fitted linear maps;
+    the maps train with it but are not part of the saved model."""
+    from hf_sqa.data.pseudo_label import pseudo_label
+    from hf_sqa.training.fast_student import fast_student_from, train_fast_student
+
+    clean = _clean_folders(tmp_path / "clean", train=4, heldout=0) / "train"
+    pseudo_label(str(small_teacher), str(clean), tmp_path / "labelled", progress=False)
+    packed = pack_labelled(str(tmp_path / "labelled"), tmp_path / "packed", num_proc=1)
+    final = train_fast_student(packed, packed, tmp_path / "run", init=str(small_teacher), max_steps=2, batch_size=2,
+                               learning_rate=1e-2, eval_steps=2, eval_clips=4, bf16=False, dense_weight=1.0,
+                               frame_weight=0.1, frame_teacher=str(small_teacher))
+    fit = json.loads((tmp_path / "run" / "frame_projection_fit.json").read_text())
+    assert len(fit["unexplained_variance"]) == 1 + student_config("small").head_num_layers
+    # the student starts as the teacher, so the fitted maps explain (almost) everything
+    assert max(fit["unexplained_variance"]) < 0.05
+    reloaded = FastMOSForMOSRegression.from_pretrained(final)
+    assert not hasattr(reloaded, "frame_projections")
+    assert any(not torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(),
+                                                     fast_student_from(str(small_teacher)).state_dict().values()))
+    recipe = yaml.safe_load((final / "training_recipe.yaml").read_text())
+    assert recipe["frame_weight"] == 0.1 and recipe["frame_teacher"] == str(small_teacher)
