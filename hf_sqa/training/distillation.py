@@ -40,6 +40,8 @@ from __future__ import annotations
 import torch
 from transformers import Trainer
 
+from ..models.windowing import average_per_item
+
 _LOSSES = {
     "mse": lambda a, b: (a - b) ** 2,
     "l1": lambda a, b: (a - b).abs(),
@@ -96,8 +98,7 @@ def frame_losses(student, teacher, window_mask, projections):
         per_window = per_window + (squared * mask).sum(dim=1) / mask.sum(dim=1)
     per_window = per_window / len(student.hidden_states)  # (windows,)
     item = torch.nonzero(window_mask)[:, 0]  # each window's clip, windows in clip order
-    sums = per_window.new_zeros(window_mask.shape[0]).index_add(0, item, per_window)
-    return sums / window_mask.sum(dim=1).clamp_min(1)
+    return average_per_item(per_window, item, window_mask.shape[0])
 
 
 class DistillationTrainer(Trainer):

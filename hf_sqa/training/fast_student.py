@@ -116,6 +116,12 @@ def read_history(path: Path) -> list[dict]:
     return [by_step[k] for k in sorted(by_step)]
 
 
+def _sample_batches(data: PackedClips, count: int, batch_size: int, seed: int) -> list[dict]:
+    """`count` random clips of `data` (seeded), collated in batches of `batch_size`."""
+    rows = np.random.default_rng(seed).permutation(len(data))[:count]
+    return [collate_clips([data[int(k)] for k in rows[i : i + batch_size]]) for i in range(0, len(rows), batch_size)]
+
+
 def _frame_teacher(model_or_path) -> FastMOSForMOSRegression:
     """The teacher of frame targets: run as a fast model that zero-pads short clips to a window, so its
     frames are computed as the teacher computes them."""
@@ -222,13 +228,9 @@ def train_fast_student(
         # zero-padded windows), then fixed for the whole run
         from ..pruning.schedule import recalibrate_batchnorm
 
-        rows = np.random.default_rng(seed).permutation(len(data))[:256]
-        recalibrate_batchnorm(model, [collate_clips([data[int(k)] for k in rows[i : i + batch_size]])
-                                      for i in range(0, len(rows), batch_size)])
+        recalibrate_batchnorm(model, _sample_batches(data, 256, batch_size, seed))
     if frame_targets is not None and not resume_point:  # on a resume the checkpoint holds the maps
-        rows = np.random.default_rng(seed + 1).permutation(len(data))[:256]
-        fit = fit_frame_projections(model, frame_targets, [
-            collate_clips([data[int(k)] for k in rows[i : i + batch_size]]) for i in range(0, len(rows), batch_size)])
+        fit = fit_frame_projections(model, frame_targets, _sample_batches(data, 256, batch_size, seed + 1))
         (output / "frame_projection_fit.json").write_text(json.dumps(fit))
     args = TrainingArguments(
         output_dir=str(output), max_steps=max_steps, per_device_train_batch_size=batch_size,
