@@ -232,6 +232,23 @@ def cmd_degrade(args) -> int:
     return 0
 
 
+def cmd_train_online(args) -> int:
+    from .training.fast_student import train_online_student
+
+    catalogues = {}
+    for item in args.catalogue:
+        name, _, weight = item.partition("=")
+        catalogues[name] = float(weight or 1.0)
+    final = train_online_student(
+        args.clean, args.output, init=args.init, preset=args.preset, teacher=args.teacher, noise=args.noise,
+        catalogues=catalogues or None, max_steps=args.steps, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, dense_weight=args.dense_weight, freeze_batchnorm=args.freeze_batchnorm,
+        heldout=args.heldout, eval_steps=args.eval_steps, num_workers=args.workers, seed=args.seed,
+        time_limit_s=args.time_limit and args.time_limit * 60)
+    print(f"student in {final}")
+    return 0
+
+
 def cmd_pseudo_label(args) -> int:
     from .data.pseudo_label import pseudo_label
     from .distributed import finish_processes
@@ -384,6 +401,29 @@ def build_parser() -> argparse.ArgumentParser:
     degrade.add_argument("--shard-size", type=int, default=500, help="clips per shard (default 500)")
     degrade.add_argument("--quiet", action="store_true", help="no progress bar")
     degrade.set_defaults(func=cmd_degrade)
+
+    online = commands.add_parser("train-online", help="distil a fast student on clean speech degraded and "
+                                 "labelled by the teacher in every step (GPU when available; resumable)")
+    online.add_argument("--clean", required=True, nargs="+", help="folder(s) of clean speech")
+    online.add_argument("--output", required=True, help="run folder (checkpoints; the student in OUTPUT/final)")
+    online.add_argument("--init", help="start from this checkpoint (fast student or ConvTransformer; default: "
+                        "random, --preset)")
+    online.add_argument("--preset", default="fast", help="layer sizes of a random start (default fast)")
+    online.add_argument("--teacher", default="distillmos", help="built-in name, checkpoint folder or Hub id")
+    online.add_argument("--noise", help="folder of noise recordings (adds the NoiseFromClips option)")
+    online.add_argument("--catalogue", nargs="*", default=[], metavar="NAME=WEIGHT",
+                        help="degradation catalogues and their shares (default: default=1)")
+    online.add_argument("--steps", type=int, default=2000)
+    online.add_argument("--batch-size", type=int, default=64)
+    online.add_argument("--learning-rate", type=float, default=3e-4)
+    online.add_argument("--dense-weight", type=float, default=1.0, help="weight of the teacher's window scores")
+    online.add_argument("--freeze-batchnorm", action="store_true", help="keep --init's BatchNorm statistics")
+    online.add_argument("--heldout", nargs="*", help="packed held-out set(s) scored every --eval-steps")
+    online.add_argument("--eval-steps", type=int, default=500, help="steps between checkpoints (and evaluations)")
+    online.add_argument("--workers", type=int, default=2, help="DataLoader processes degrading speech")
+    online.add_argument("--seed", type=int, default=0)
+    online.add_argument("--time-limit", type=float, help="minutes of training after which the run stops and saves")
+    online.set_defaults(func=cmd_train_online)
 
     label = commands.add_parser("pseudo-label", help="add a teacher's MOS to every example (resumable)")
     label.add_argument("--teacher", default="distillmos", help="built-in name, checkpoint folder or Hub id")

@@ -156,3 +156,23 @@ def test_long_file_streams_its_window_rows_and_progress_counts_audio_seconds(tin
     assert float(rows[9]["end_s"]) == pytest.approx(75.0)
     bar = capsys.readouterr().err
     assert "79/79 s of audio" in bar and "x real time" in bar
+
+
+def test_train_online_runs_with_catalogue_shares(tmp_path, capsys):
+    """`hf-sqa train-online`: a student distilled on clean clips degraded and labelled in every step."""
+    import yaml
+
+    from hf_sqa.models import ConvTransformerForMOSRegression, student_config
+
+    torch.manual_seed(0)
+    ConvTransformerForMOSRegression(student_config("small")).save_pretrained(tmp_path / "teacher")
+    for i in range(3):
+        write_clip(tmp_path / "clean" / f"c{i}.wav", synthetic_speech(1.5 + i, seed=i))
+    assert main(["train-online", "--clean", str(tmp_path / "clean"), "--teacher", str(tmp_path / "teacher"),
+                 "--preset", "small", "--catalogue", "default=2", "mild=1", "--steps", "2", "--batch-size", "2",
+                 "--workers", "0", "--output", str(tmp_path / "run")]) == 0
+    assert str(tmp_path / "run" / "final") in capsys.readouterr().out
+    recipe = yaml.safe_load((tmp_path / "run" / "final" / "training_recipe.yaml").read_text())
+    assert recipe["catalogues"] == {"default": 2.0, "mild": 1.0} and recipe["steps"] == 2
+    assert main(["train-online", "--clean", str(tmp_path / "no-such-folder"), "--output", str(tmp_path / "x")]) == 2
+    assert "no-such-folder" in capsys.readouterr().err

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import audiomentations
 import numpy as np
+import torch
 import yaml
 from datasets import Features, IterableDataset, List, Value
 from tqdm import tqdm
@@ -128,6 +129,14 @@ class DegradationPipeline:
         if self.count_weights is not None and len(self.count_weights) != self.max_families - self.min_families + 1:
             raise ValueError(f"chain count_weights needs one weight per chain length {self.min_families}.."
                              f"{self.max_families}, got {len(self.count_weights)}")
+        # optional `voice` stage: {probability, options}, applied to the clean clip before the chain (another
+        # speaker from the same recording, e.g. SpeedPerturbation); not a degradation family
+        voice = spec.get("voice")
+        self.voice_probability = float(voice.get("probability", 1.0)) if voice else 0.0
+        self.voice_options = [(float(o.get("weight", 1.0)), _transform_class(o["transform"])(p=1.0, **o.get("params", {})))
+                              for o in voice["options"]] if voice else []
+        if not 0.0 <= self.voice_probability <= 1.0:
+            raise ValueError(f"voice probability must be in [0, 1], got {self.voice_probability}")
         if self.max_families > len(self.families):
             raise ValueError(f"max_families {self.max_families} exceeds the {len(self.families)} usable families")
 
@@ -150,6 +159,11 @@ class DegradationPipeline:
             del remaining[name]
         out = np.asarray(samples, dtype=np.float32)
         applied = []
+        if self.voice_options and random.random() < self.voice_probability:
+            transform = self._weighted_pick(self.voice_options)
+            out = transform(out, sampling_rate)
+            applied.append({"family": "voice", "transform": type(transform).__name__,
+                            "params": _json_safe(_applied_parameters(transform))})
         for name in self.order:
             if name not in chosen:
                 continue
@@ -274,3 +288,65 @@ def _stream_shard(shard, num_shards, clean_spec, pipeline, num):
                 break
             for index in range(first, first + block if total is None else min(first + block, total)):
                 yield degraded_example(clean, index, pipe)
+
+
+class DegradedClipStream(torch.utils.data.IterableDataset):
+    """An endless stream of freshly degraded clean clips for online distillation (the teacher labels each
+    clip in the training step, so no draw is stored or reused): {"audio": (T,) float32, 16 kHz}.
+
+    Each draw picks a clean clip at random (with replacement) and a catalogue by weight, and degrades the
+    clip with that catalogue's pipeline under the id "<seed>-<worker>-<n>", so a worker's n-th clip is a
+    pure function of (seed, worker, n). Every DataLoader worker streams on its own (no shards to split),
+    so each batch, built by one worker, mixes clips of every source. The output is clipped to [-1, 1] and
+    rounded to 16 bits, as a degraded clip written to a file and read back (the offline path) would be.
+
+    clean:      folder(s) of clean clips (any format `load_audio` reads; resampled to 16 kHz)
+    noises:     decoded noise recordings for NoiseFromClips (16 kHz float32), or None
+    catalogues: {catalogue name or file: weight}
+    """
+
+    def __init__(self, clean: str | os.PathLike | list, noises: list[np.ndarray] | None = None,
+                 catalogues: dict | None = None, seed: int = 0):
+        from ..audio import find_audio_files
+
+        folders = [clean] if isinstance(clean, (str, os.PathLike)) else list(clean)
+        missing = [str(f) for f in folders if not Path(f).is_dir()]
+        if missing:
+            raise FileNotFoundError(f"{', '.join(missing)}: no such folder of clean speech")
+        self.files = [path for folder in folders for path in find_audio_files(folder)]
+        if not self.files:
+            raise ValueError(f"{', '.join(map(str, folders))}: no audio files for the degraded stream")
+        self.catalogues = dict(catalogues or {"default": 1.0})
+        if not self.catalogues or min(self.catalogues.values()) <= 0:
+            raise ValueError(f"catalogue weights must be positive, got {self.catalogues}")
+        for catalogue in self.catalogues:
+            load_catalogue(catalogue)  # an unknown catalogue fails here, not inside a worker
+        self.noises, self.seed = noises, seed
+
+    def __iter__(self):
+        from ..audio import load_audio
+
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info is not None else 0
+        names = list(self.catalogues)
+        # one pipeline per catalogue; each seeds the global generators per clip, so draw the clip and the
+        # catalogue from a generator of our own
+        pipelines = [DegradationPipeline(name, seed=self.seed, noises=self.noises) for name in names]
+        weights = np.asarray([self.catalogues[n] for n in names], dtype=float)
+        choose = np.random.default_rng([self.seed, worker])
+        decoded = {}  # file index -> 16-bit samples: each file is decoded (and resampled) once per worker
+        for count in itertools.count():
+            index = int(choose.integers(len(self.files)))
+            pipeline = pipelines[choose.choice(len(names), p=weights / weights.sum())]
+            if index not in decoded:
+                samples = load_audio(self.files[index], target_sampling_rate=16000, min_duration=0.0).samples
+                decoded[index] = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
+            clean = decoded[index].astype(np.float32) / 32767.0
+            degraded, _ = pipeline.degrade(clean, f"{self.seed}-{worker}-{count}")
+            yield {"audio": np.round(np.clip(degraded, -1.0, 1.0) * 32767).astype(np.float32) / 32767.0}
+
+    def mean_seconds(self) -> float:
+        """Mean clean clip length (degradations keep the length): the audio per draw."""
+        import soundfile as sf
+
+        return float(np.mean([sf.info(str(path)).duration for path in self.files]))

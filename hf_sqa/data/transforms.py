@@ -227,6 +227,28 @@ class ResamplingChain(BaseWaveformTransform):
         return _fit_length(current, len(samples))
 
 
+class SpeedPerturbation(BaseWaveformTransform):
+    """Another voice from the same recording: played `rate` times faster (resampled), so pitch and formants
+    rise by `rate` together, as from a shorter vocal tract, and the clip gets 1 / rate as long. Not a
+    degradation: a catalogue's `voice` stage applies it to the clean clip before the chain (Kaldi-style
+    speed perturbation, for speaker variety); the rate is drawn log-uniformly."""
+
+    def __init__(self, min_rate: float = 0.85, max_rate: float = 1.18, p: float = 0.5):
+        super().__init__(p)
+        if not 0 < min_rate <= max_rate:
+            raise ValueError(f"SpeedPerturbation needs 0 < min_rate <= max_rate, got {min_rate}, {max_rate}")
+        self.min_rate, self.max_rate = min_rate, max_rate
+
+    def randomize_parameters(self, samples, sample_rate):
+        super().randomize_parameters(samples, sample_rate)
+        if self.parameters["should_apply"]:
+            self.parameters["rate"] = float(np.exp(random.uniform(np.log(self.min_rate), np.log(self.max_rate))))
+
+    def apply(self, samples, sample_rate):
+        # the samples read as if taken at sample_rate * rate, brought back to sample_rate: rate times faster
+        return soxr.resample(samples, sample_rate * self.parameters["rate"], sample_rate, quality="HQ").astype(np.float32)
+
+
 class PacketLoss(BaseWaveformTransform):
     """Lost 20 ms frames from a two-state (Gilbert-Elliott) burst model: a frame is lost in the 'bad' state.
 

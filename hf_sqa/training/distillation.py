@@ -30,7 +30,7 @@ of k*n; `loss_is_scaled_for_ga` tells the Trainer not to divide again. Under DDP
 its own count and DDP averages the gradients.
 
 The teacher is either online (a model given to the trainer: eval mode, no gradients, on the trainer's
-device, run on exactly the student's input crop) or offline (a `teacher_mos` column, from
+device, run on exactly the student's input crop; its window scores are the dense target) or offline (a `teacher_mos` column, from
 `hf-sqa pseudo-label`; needs `remove_unused_columns=False`). Both loss terms are logged as
 `loss_teacher` and `loss_human` (means over the examples that have them since the last log).
 """
@@ -151,8 +151,10 @@ class DistillationTrainer(Trainer):
         student = outputs.mos.float()
         if self.teacher is not None:
             with torch.no_grad():
-                teacher = self.teacher(input_values=inputs["input_values"],
-                                       attention_mask=inputs.get("attention_mask")).mos.float()
+                online = self.teacher(input_values=inputs["input_values"], attention_mask=inputs.get("attention_mask"))
+            teacher = online.mos.float()
+            if teacher_windows is None:  # the dense target of an online teacher: its window scores
+                teacher_windows = online.window_mos.float()
         nan = torch.full_like(student, float("nan"))
         teacher = nan if teacher is None else teacher.to(student)
         human = nan if human is None else human.to(student)

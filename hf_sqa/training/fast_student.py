@@ -15,6 +15,10 @@ It uses the `DistillationTrainer` (offline teacher labels), saves a checkpoint a
 run resumes from the newest complete one with `resume=True`) and, at every evaluation, scores held-out
 clips and appends PCC / SRCC with the teacher, steps, audio hours seen and CPU time to
 `OUTPUT/eval_history.jsonl` (one line per step; after a resume the last line of a step counts).
+
+`train_online_student` (`hf-sqa train-online`) trains on clean speech degraded afresh for every batch
+and labelled by the teacher inside the training step (online distillation, meant for a GPU, where the
+teacher costs little): no stored labels, no draw seen twice.
 """
 
 from __future__ import annotations
@@ -171,6 +175,50 @@ def _names(folders) -> str | list[str]:
     return str(folders) if isinstance(folders, (str, os.PathLike)) else [str(f) for f in folders]
 
 
+def _training_arguments(output: Path, max_steps: int, batch_size: int, learning_rate: float, save_steps: int,
+                        seed: int, bf16: bool, num_workers: int, **overrides) -> TrainingArguments:
+    """The fast student's schedule: AdamW, cosine decay after 5 % warm-up, checkpoints every `save_steps`
+    (the last two kept, for resuming). On the GPU when there is one, else the CPU."""
+    return TrainingArguments(
+        output_dir=str(output), max_steps=max_steps, per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate, lr_scheduler_type="cosine", warmup_steps=max(max_steps // 20, 1),
+        weight_decay=0.01, max_grad_norm=1.0, logging_steps=50, save_strategy="steps", save_steps=save_steps,
+        save_total_limit=2, report_to=[], remove_unused_columns=False, seed=seed,
+        use_cpu=not torch.cuda.is_available(), dataloader_num_workers=num_workers,
+        dataloader_persistent_workers=num_workers > 0, disable_tqdm=True,
+        # autocast: on the CPU the conv stack in bfloat16 (AMX / AVX512-BF16: 2.5x the fp32 step here), the
+        # head stays float32 (it disables autocast); evaluation and the saved weights are float32
+        bf16=bf16, **overrides,
+    )
+
+
+def _save_final(model, output: Path, recipe: dict) -> Path:
+    """OUTPUT/final with training_recipe.yaml, written atomically; the resume checkpoints go."""
+    final = output / "final"
+    partial = output / "final.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    (partial / "training_recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    partial.rename(final)
+    for checkpoint in output.glob("checkpoint-*"):  # only for resuming; final/ is the result
+        shutil.rmtree(checkpoint)
+    return final
+
+
+def _run_folder(output_dir, seed: int, resume: bool) -> tuple[Path, Path | None, str | None]:
+    """(the run's folder, created; its final model when the run is complete, else None; the newest
+    complete checkpoint to resume from, if `resume`). Seeds the run."""
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    final = output / "final"
+    if (final / "training_recipe.yaml").is_file():
+        return output, final, None
+    set_seed(seed)
+    checkpoints = sorted((p for p in output.glob("checkpoint-*") if (p / "trainer_state.json").is_file()),
+                         key=lambda p: int(p.name.split("-")[-1]))
+    return output, None, str(checkpoints[-1]) if resume and checkpoints else None
+
+
 def train_fast_student(
     train: str | os.PathLike | list,
     heldout: str | os.PathLike | list,
@@ -201,15 +249,9 @@ def train_fast_student(
     frame_weight > 0: also match `frame_teacher`'s head hidden states frame by frame (run as a fast model
     that pads short clips as the teacher does; see DistillationTrainer); the student needs its head depth
     and hidden size, as a student pruned from it has."""
-    output = Path(output_dir)
-    output.mkdir(parents=True, exist_ok=True)
-    final = output / "final"
-    if (final / "training_recipe.yaml").is_file():
-        return final
-    set_seed(seed)
-    checkpoints = sorted((p for p in output.glob("checkpoint-*") if (p / "trainer_state.json").is_file()),
-                         key=lambda p: int(p.name.split("-")[-1]))
-    resume_point = str(checkpoints[-1]) if resume and checkpoints else None
+    output, done, resume_point = _run_folder(output_dir, seed, resume)
+    if done:
+        return done
     model = fast_student_from(init) if init else FastMOSForMOSRegression(fast_config(preset))
     model.config.pad_short_clips = pad_short_clips
     if train_head_only:
@@ -232,16 +274,8 @@ def train_fast_student(
     if frame_targets is not None and not resume_point:  # on a resume the checkpoint holds the maps
         fit = fit_frame_projections(model, frame_targets, _sample_batches(data, 256, batch_size, seed + 1))
         (output / "frame_projection_fit.json").write_text(json.dumps(fit))
-    args = TrainingArguments(
-        output_dir=str(output), max_steps=max_steps, per_device_train_batch_size=batch_size,
-        learning_rate=learning_rate, lr_scheduler_type="cosine", warmup_steps=max(max_steps // 20, 1),
-        weight_decay=0.01, max_grad_norm=1.0, logging_steps=50, save_strategy="steps", save_steps=eval_steps,
-        save_total_limit=2, report_to=[], remove_unused_columns=False, seed=seed, use_cpu=True,
-        dataloader_num_workers=1, dataloader_persistent_workers=True, disable_tqdm=True,
-        # CPU autocast: the conv stack in bfloat16 (AMX / AVX512-BF16: 2.5x the fp32 step here), the head
-        # stays float32 (it disables autocast); evaluation and the saved weights are float32
-        bf16=bf16,
-    )
+    args = _training_arguments(output, max_steps, batch_size, learning_rate, eval_steps, seed, bf16,
+                               num_workers=1)
     trainer = DistillationTrainer(
         model=model, args=args, train_dataset=data, data_collator=collate_clips, alpha=1.0,
         dense_weight=dense_weight, freeze_batchnorm=freeze_batchnorm,
@@ -265,10 +299,98 @@ def train_fast_student(
         recipe["init_recipe"] = yaml.safe_load((Path(init) / "training_recipe.yaml").read_text())
     if frame_targets is not None:
         del model.frame_projections  # a training aid, not part of the model
-    partial = output / "final.partial"
-    model.save_pretrained(partial)
-    (partial / "training_recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
-    partial.rename(final)
-    for checkpoint in output.glob("checkpoint-*"):  # only for resuming; final/ is the result
-        shutil.rmtree(checkpoint)
-    return final
+    return _save_final(model, output, recipe)
+
+
+class StopAfter(TrainerCallback):
+    """Ends training (with a checkpoint) at the first step end after `seconds` of wall time: a run that must
+    fit a fixed budget (a borrowed GPU, a session) keeps what it learnt; the recipe records the steps done."""
+
+    def __init__(self, seconds: float):
+        self.deadline = time.time() + seconds
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if time.time() > self.deadline:
+            control.should_training_stop = True
+            control.should_save = True
+
+
+def train_online_student(
+    clean: str | os.PathLike | list,
+    output_dir: str | os.PathLike,
+    init: str | None = None,
+    preset: str = "fast",
+    teacher: str = "distillmos",
+    noise: str | os.PathLike | None = None,
+    catalogues: dict | None = None,
+    max_steps: int = 2000,
+    batch_size: int = 64,
+    learning_rate: float = 3e-4,
+    dense_weight: float = 1.0,
+    freeze_batchnorm: bool = False,
+    heldout: str | os.PathLike | list | None = None,
+    eval_steps: int = 500,
+    eval_clips: int = 400,
+    num_workers: int = 2,
+    seed: int = 0,
+    bf16: bool = True,
+    resume: bool = True,
+    time_limit_s: float | None = None,
+    description: dict | None = None,
+) -> Path:
+    """Online distillation: train a fast student on clean clips degraded afresh for every batch
+    (`DegradedClipStream`, `num_workers` DataLoader processes) and labelled in the training step by the
+    teacher (clip score and per-window scores, the dense target), on the GPU when there is one. No draw is
+    seen twice, so the data are limited by the clean speech and the compute, not by stored labels.
+
+    The student trains on the teacher's windows (its window_max_hop), whatever `init`'s scoring rule.
+    heldout: packed set(s) scored every `eval_steps` (eval_history.jsonl); time_limit_s: stop and save after
+    that much wall time. Resumes from the newest checkpoint (the stream then continues with other draws).
+    Returns OUTPUT/final."""
+    from ..data.degrade import DegradedClipStream
+    from ..scoring import load_model
+
+    output, done, resume_point = _run_folder(output_dir, seed, resume)
+    if done:
+        return done
+    noises = None
+    if noise is not None:
+        from ..audio import find_audio_files, load_audio
+
+        noises = [load_audio(p, target_sampling_rate=16000).samples for p in find_audio_files(noise)]
+    resumed_at = int(resume_point.rsplit("-", 1)[-1]) if resume_point else 0
+    # after a resume the stream draws anew (other seed) instead of replaying the draws already trained on
+    stream = DegradedClipStream(clean, noises=noises, catalogues=catalogues, seed=seed + resumed_at)
+    seconds_per_step = stream.mean_seconds() * batch_size
+    teacher_model = load_model(teacher)
+    model = fast_student_from(init) if init else FastMOSForMOSRegression(fast_config(preset))
+    model.config.window_max_hop = teacher_model.config.window_max_hop  # the dense target's windows
+    callbacks = [StopAfter(time_limit_s)] if time_limit_s else []
+    if heldout is not None:
+        callbacks.append(HeldoutEvaluation(PackedClips(heldout), output / "eval_history.jsonl", eval_steps,
+                                           eval_clips, seconds_per_step))
+    args = _training_arguments(output, max_steps, batch_size, learning_rate, eval_steps, seed, bf16,
+                               num_workers=num_workers, ignore_data_skip=True,
+                               dataloader_prefetch_factor=4 if num_workers else None)
+    trainer = DistillationTrainer(
+        model=model, args=args, train_dataset=stream, data_collator=collate_clips, teacher=teacher_model,
+        alpha=1.0, dense_weight=dense_weight, freeze_batchnorm=freeze_batchnorm, callbacks=callbacks)
+    started = time.time()
+    trainer.train(resume_from_checkpoint=resume_point)
+    steps = trainer.state.global_step
+    (output / "log_history.json").write_text(json.dumps(trainer.state.log_history))
+    history = read_history(output / "eval_history.jsonl")
+    recipe = {
+        "teacher": teacher, "labels": "online (the teacher scores every training clip in the step)",
+        "init": init or f"random ({preset})", "clean_data": _names(clean), "noise": None if noise is None else str(noise),
+        "catalogues": stream.catalogues, "steps": steps, "planned_steps": max_steps, "batch_size": batch_size,
+        "learning_rate": learning_rate, "bf16": bf16, "dense_weight": dense_weight,
+        "freeze_batchnorm": freeze_batchnorm, "distinct_clean_clips": len(stream.files),
+        "degradation_draws": steps * batch_size, "audio_hours_seen": round(steps * seconds_per_step / 3600, 2),
+        "device": str(args.device), "wall_hours_this_run": round((time.time() - started) / 3600, 3),
+        **({"heldout_data": _names(heldout), "heldout_pcc": history[-1]["pcc"]} if history else {}),
+        **(description or {}),
+    }
+    if init and (Path(init) / "training_recipe.yaml").is_file():
+        recipe["init_recipe"] = yaml.safe_load((Path(init) / "training_recipe.yaml").read_text())
+    return _save_final(model, output, recipe)

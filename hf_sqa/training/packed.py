@@ -107,19 +107,23 @@ class PackedClips(torch.utils.data.Dataset):
 
 
 def collate_clips(examples: list[dict]) -> dict[str, torch.Tensor]:
-    """Whole clips padded to the longest: input_values (B, T), attention_mask (B, T), teacher_mos (B,),
-    teacher_window_mos (B, W) NaN where a clip has fewer windows. No cropping, so every target is the
-    teacher's score of exactly the audio the student sees."""
+    """Whole clips padded to the longest: input_values (B, T), attention_mask (B, T), and when the examples
+    are labelled (packed clips; an online stream has no labels: its teacher runs in the training step)
+    teacher_mos (B,) and teacher_window_mos (B, W), NaN where a clip has fewer windows. No cropping, so
+    every target is the teacher's score of exactly the audio the student sees."""
     length = max(len(e["audio"]) for e in examples)
-    width = max(len(e["teacher_window_mos"]) for e in examples)
     input_values = torch.zeros(len(examples), length)
     attention_mask = torch.zeros(len(examples), length, dtype=torch.long)
-    windows = torch.full((len(examples), width), float("nan"))
     for row, example in enumerate(examples):
         clip = torch.from_numpy(np.asarray(example["audio"], dtype=np.float32))
         input_values[row, : len(clip)] = clip
         attention_mask[row, : len(clip)] = 1
+    batch = {"input_values": input_values, "attention_mask": attention_mask}
+    if "teacher_mos" not in examples[0]:
+        return batch
+    width = max(len(e["teacher_window_mos"]) for e in examples)
+    windows = torch.full((len(examples), width), float("nan"))
+    for row, example in enumerate(examples):
         windows[row, : len(example["teacher_window_mos"])] = torch.as_tensor(example["teacher_window_mos"])
-    return {"input_values": input_values, "attention_mask": attention_mask,
-            "teacher_mos": torch.tensor([float(e["teacher_mos"]) for e in examples]),
+    return {**batch, "teacher_mos": torch.tensor([float(e["teacher_mos"]) for e in examples]),
             "teacher_window_mos": windows}

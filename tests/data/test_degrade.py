@@ -277,3 +277,79 @@ def test_asterisk_prompts_decode_when_installed():
     assert len(prompts) > 500
     speech = decode_g722(next(p for p in prompts if p.name == "hello-world.g722"))
     assert speech.dtype == np.float32 and 0.5 < len(speech) / RATE < 5 and np.abs(speech).max() > 0.05
+
+
+def _clean_folder(root, count=4):
+    from hf_sqa.testing import synthetic_speech, write_clip
+
+    for i in range(count):
+        write_clip(root / f"clip{i}.wav", synthetic_speech(1.0 + 0.5 * i, seed=i))
+    return root
+
+
+def test_degraded_clip_stream_is_reproducible_per_worker_and_16_bit(tmp_path):
+    import itertools
+    from unittest import mock
+
+    from hf_sqa.data.degrade import DegradedClipStream
+
+    clean = _clean_folder(tmp_path / "clean")
+    stream = DegradedClipStream(clean, catalogues={"default": 1, "mild": 1}, seed=3)
+    first = [x["audio"] for x in itertools.islice(iter(stream), 6)]
+    again = [x["audio"] for x in itertools.islice(iter(stream), 6)]
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    lengths = {len(a) for a in first}
+    assert lengths <= {16000, 24000, 32000, 40000}  # whole clean clips: the degradations keep the length
+    for audio in first:  # clipped and rounded to 16 bits, as a degraded file read back
+        assert audio.dtype == np.float32 and np.abs(audio).max() <= 1.0
+        assert np.allclose(audio * 32767, np.round(audio * 32767), atol=1e-3)
+    # another DataLoader worker draws other clips and chains
+    with mock.patch("torch.utils.data.get_worker_info", return_value=mock.Mock(id=1)):
+        other = [x["audio"] for x in itertools.islice(iter(stream), 6)]
+    assert not all(len(a) == len(b) and np.array_equal(a, b) for a, b in zip(first, other))
+    assert stream.mean_seconds() == pytest.approx(np.mean([1.0, 1.5, 2.0, 2.5]), abs=1e-3)
+
+
+def test_degraded_clip_stream_refuses_bad_inputs(tmp_path):
+    from hf_sqa.data.degrade import DegradedClipStream
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no audio files"):
+        DegradedClipStream(tmp_path / "empty")
+    clean = _clean_folder(tmp_path / "clean", count=1)
+    with pytest.raises(FileNotFoundError, match="no-such-catalogue"):
+        DegradedClipStream(clean, catalogues={"no-such-catalogue": 1})
+    with pytest.raises(ValueError, match="positive"):
+        DegradedClipStream(clean, catalogues={"default": 0})
+
+
+def test_speed_perturbation_moves_pitch_and_length_together():
+    """SpeedPerturbation plays the clip `rate` times faster: a 200 Hz tone goes to 200 * rate Hz and the
+    clip to 1 / rate of its length."""
+    tone = (0.3 * np.sin(2 * np.pi * 200 * np.arange(2 * RATE) / RATE)).astype(np.float32)
+    for rate in (0.87, 1.15):
+        transform = T.SpeedPerturbation(min_rate=rate, max_rate=rate, p=1.0)
+        out = transform(tone, RATE)
+        assert transform.parameters["rate"] == pytest.approx(rate)
+        assert len(out) == pytest.approx(len(tone) / rate, abs=2)
+        spectrum = np.abs(np.fft.rfft(out))
+        assert np.fft.rfftfreq(len(out), 1 / RATE)[spectrum.argmax()] == pytest.approx(200 * rate, rel=0.01)
+    with pytest.raises(ValueError, match="min_rate"):
+        T.SpeedPerturbation(min_rate=1.2, max_rate=1.0)
+
+
+def test_voice_stage_comes_before_the_chain_for_its_share_of_clips(clean):
+    catalogue = dict(load_catalogue("mild"))
+    catalogue["voice"] = {"probability": 0.5, "options": [
+        {"transform": "SpeedPerturbation", "params": {"min_rate": 0.85, "max_rate": 1.18}}]}
+    pipeline = DegradationPipeline(catalogue, seed=1)
+    records = [pipeline.degrade(clean, f"clip-{i}") for i in range(40)]
+    voiced = [(audio, applied) for audio, applied in records if applied and applied[0]["family"] == "voice"]
+    assert 10 <= len(voiced) <= 30  # about half
+    assert all(a["family"] != "voice" for _, applied in records for a in applied[1:])  # first, and only once
+    for audio, applied in voiced:
+        assert len(audio) == pytest.approx(len(clean) / applied[0]["params"]["rate"], abs=2)
+    assert all(len(audio) == len(clean) for audio, applied in records if not applied or applied[0]["family"] != "voice")
+    catalogue["voice"]["probability"] = 1.5
+    with pytest.raises(ValueError, match="voice probability"):
+        DegradationPipeline(catalogue)

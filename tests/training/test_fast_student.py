@@ -208,3 +208,59 @@ def test_frame_targets_train_and_leave_no_trace_in_the_saved_student(small_teach
                                                      fast_student_from(str(small_teacher)).state_dict().values()))
     recipe = yaml.safe_load((final / "training_recipe.yaml").read_text())
     assert recipe["frame_weight"] == 0.1 and recipe["frame_teacher"] == str(small_teacher)
+
+
+def test_online_distillation_labels_every_draw_in_the_step(small_teacher, tmp_path):
+    """train_online_student: clean clips degraded afresh for each batch and scored by the teacher in the
+    step; the student trains on the teacher's windows; a time limit stops the run with what it learnt."""
+    from hf_sqa.training.fast_student import fast_student_from, train_online_student
+
+    clean = _clean_folders(tmp_path / "clean", train=4, heldout=0) / "train"
+    final = train_online_student(clean, tmp_path / "run", init=str(small_teacher), teacher=str(small_teacher),
+                                 catalogues={"default": 1, "mild": 1}, max_steps=3, batch_size=2,
+                                 learning_rate=1e-2, num_workers=0, bf16=False, eval_steps=3)
+    recipe = yaml.safe_load((final / "training_recipe.yaml").read_text())
+    assert recipe["steps"] == 3 and recipe["degradation_draws"] == 6 and recipe["labels"].startswith("online")
+    assert recipe["catalogues"] == {"default": 1, "mild": 1} and recipe["distinct_clean_clips"] == 4
+    trained = FastMOSForMOSRegression.from_pretrained(final)
+    teacher = ConvTransformerForMOSRegression.from_pretrained(small_teacher)
+    assert trained.config.window_max_hop == teacher.config.window_max_hop
+    assert any(not torch.equal(a, b) for a, b in zip(trained.state_dict().values(),
+                                                     fast_student_from(str(small_teacher)).state_dict().values()))
+    losses = json.loads((tmp_path / "run" / "log_history.json").read_text())
+    assert losses[-1]["train_loss"] > 0
+    assert not list((tmp_path / "run").glob("checkpoint-*"))
+
+    stopped = train_online_student(clean, tmp_path / "stopped", teacher=str(small_teacher), preset="small",
+                                   max_steps=50, batch_size=2, num_workers=0, bf16=False, time_limit_s=1e-3)
+    recipe = yaml.safe_load((stopped / "training_recipe.yaml").read_text())
+    assert recipe["steps"] == 1 and recipe["planned_steps"] == 50
+
+
+def test_online_teacher_gives_the_dense_target(small_teacher, tmp_path):
+    """With an online teacher and dense_weight > 0 the teacher's window scores are the window targets: a
+    student equal to its teacher has zero loss, another one a positive window term."""
+    from transformers import TrainingArguments
+
+    from hf_sqa.training.distillation import DistillationTrainer
+
+    teacher = ConvTransformerForMOSRegression.from_pretrained(small_teacher).eval()
+    batch = collate_clips([{"audio": synthetic_speech(s, seed=i)} for i, s in enumerate((2.0, 9.0))])
+    assert set(batch) == {"input_values", "attention_mask"}  # unlabelled clips: no label columns
+
+    def loss_with(student):
+        args = TrainingArguments(output_dir=str(tmp_path / "t"), use_cpu=True, report_to=[])
+        trainer = DistillationTrainer(model=student, args=args, teacher=teacher, alpha=1.0, dense_weight=1.0)
+        with torch.no_grad():
+            return float(trainer.compute_loss(student.eval(), batch))
+
+    assert loss_with(ConvTransformerForMOSRegression.from_pretrained(small_teacher)) == pytest.approx(0.0, abs=1e-10)
+    torch.manual_seed(1)
+    other = ConvTransformerForMOSRegression(student_config("small")).eval()
+    with torch.no_grad():
+        ours, theirs = other(**batch), teacher(**batch)
+    clip_terms = (ours.mos - theirs.mos) ** 2
+    window_terms = torch.nanmean((ours.window_mos - theirs.window_mos) ** 2, dim=1)
+    assert theirs.window_mask.sum(dim=1).tolist()[1] > 1  # the long clip has several windows
+    assert loss_with(other) == pytest.approx(float((clip_terms + window_terms).mean()), rel=1e-5)
+    assert float(window_terms.sum()) > 0
