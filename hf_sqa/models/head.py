@@ -46,8 +46,11 @@ class AttentionPooling(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(hidden_size, 1)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """frame_mask: (N, L) True on real frames (padding gets no weight), or None"""
         scores = self.attention_score(self.dropout(torch.relu(self.attention_hidden(hidden))))  # (N, L, 1)
+        if frame_mask is not None:
+            scores = scores.masked_fill(~frame_mask[..., None], float("-inf"))
         weights = torch.softmax(scores, dim=1)
         pooled = (weights * hidden).sum(dim=1)  # (N, d)
         return self.output(pooled).squeeze(-1)
@@ -68,10 +71,10 @@ class HeadSelfAttention(nn.Module):
         nn.init.xavier_uniform_(self.in_proj_weight)  # nn.MultiheadAttention's initialisation
         nn.init.zeros_(self.out_proj.bias)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
         query, key, value = nn.functional.linear(hidden, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
         dropout = self.dropout if self.training else 0.0
-        return self.out_proj(attend(query, key, value, self.head_dim, dropout=dropout))
+        return self.out_proj(attend(query, key, value, self.head_dim, key_mask=frame_mask, dropout=dropout))
 
 
 class HeadTransformerLayer(nn.Module):
@@ -95,9 +98,9 @@ class HeadTransformerLayer(nn.Module):
         self.norm1 = nn.LayerNorm(hidden_size)
         self.norm2 = nn.LayerNorm(hidden_size)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.self_attn is not None:
-            hidden = hidden + self.dropout1(self.self_attn(hidden))
+            hidden = hidden + self.dropout1(self.self_attn(hidden, frame_mask))
         hidden = self.norm1(hidden)
         if self.linear1 is not None:
             hidden = hidden + self.dropout2(self.linear2(self.dropout(torch.relu(self.linear1(hidden)))))
@@ -109,11 +112,12 @@ class HeadTransformerEncoder(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(layers)
 
-    def forward(self, hidden: torch.Tensor, output_hidden_states: bool = False):
-        """(N, L, d) -> (N, L, d), and with output_hidden_states every layer's output as well."""
+    def forward(self, hidden: torch.Tensor, output_hidden_states: bool = False, frame_mask: torch.Tensor | None = None):
+        """(N, L, d) -> (N, L, d), and with output_hidden_states every layer's output as well; frame_mask
+        (N, L) True on real frames: padding frames are not attended to."""
         layer_outputs = []
         for layer in self.layers:
-            hidden = layer(hidden)
+            hidden = layer(hidden, frame_mask)
             layer_outputs.append(hidden)
         return (hidden, tuple(layer_outputs)) if output_hidden_states else hidden
 
@@ -145,28 +149,43 @@ class MOSHead(nn.Module):
         self.output_norm = nn.BatchNorm1d(hidden_size)
         self.pooling = AttentionPooling(hidden_size, dropout)
 
-    def forward(self, features: torch.Tensor, output_hidden_states: bool = False):
+    def forward(self, features: torch.Tensor, output_hidden_states: bool = False, frame_mask: torch.Tensor | None = None):
         """(N, L, input_size) -> MOS (N,); with output_hidden_states also the hidden states (N, L, d) of
-        the projection and of each transformer layer (a tuple of 1 + num_layers), float32."""
+        the projection and of each transformer layer (a tuple of 1 + num_layers), float32.
+
+        frame_mask: (N, L) True on real frames, for sequences of different lengths padded to one: a
+        sequence's MOS is then what it gets alone (padding is not attended to, pooled or counted in the
+        BatchNorm statistics); its hidden states are zero on the padding."""
         # The head is a few percent of the compute, and its attention pooling and sigmoid are sensitive to
         # precision: it runs in its parameters' dtype even under autocast (with a bfloat16 conv stack,
         # Distill-MOS scores moved by up to 6.2e-3 with a bfloat16 head, 8.5e-4 with a float32 one:
         # `python benchmarks/score_speed.py --breakdown`)
         with torch.autocast(features.device.type, enabled=False):
-            return self._forward(features.to(self.projection.weight.dtype), output_hidden_states)
+            return self._forward(features.to(self.projection.weight.dtype), output_hidden_states, frame_mask)
 
-    def _forward(self, features: torch.Tensor, output_hidden_states: bool = False):
-        # BatchNorm1d normalises dim 1, so go (N, L, C) -> (N, C, L) and back
-        hidden = self.input_norm(features.transpose(1, 2)).transpose(1, 2)
+    @staticmethod
+    def _batch_norm(norm: nn.BatchNorm1d, sequences: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:
+        """BatchNorm over the channels of (N, L, C) sequences, over real frames only when masked."""
+        if frame_mask is None:  # BatchNorm1d normalises dim 1, so go (N, L, C) -> (N, C, L) and back
+            return norm(sequences.transpose(1, 2)).transpose(1, 2)
+        return sequences.new_zeros(sequences.shape).masked_scatter(frame_mask[..., None], norm(sequences[frame_mask]))
+
+    def _forward(self, features: torch.Tensor, output_hidden_states: bool = False, frame_mask=None):
+        hidden = self._batch_norm(self.input_norm, features, frame_mask)
         hidden = self.projection_dropout(self.projection(hidden))  # (N, L, d)
         positions = sinusoidal_position_encoding(
             hidden.shape[1], hidden.shape[2], self.position_scale_length, hidden.device, hidden.dtype
         )
         projected = hidden
-        hidden = self.encoder(hidden + positions, output_hidden_states)
+        hidden = self.encoder(hidden + positions, output_hidden_states, frame_mask)
         if output_hidden_states:
             hidden, layer_outputs = hidden
         hidden = self.encoder_dropout(hidden)
-        hidden = self.output_norm(hidden.transpose(1, 2)).transpose(1, 2)
-        mos = 1.0 + 4.0 * torch.sigmoid(self.pooling(hidden))
-        return (mos, (projected, *layer_outputs)) if output_hidden_states else mos
+        hidden = self._batch_norm(self.output_norm, hidden, frame_mask)
+        mos = 1.0 + 4.0 * torch.sigmoid(self.pooling(hidden, frame_mask))
+        if not output_hidden_states:
+            return mos
+        states = (projected, *layer_outputs)
+        if frame_mask is not None:
+            states = tuple(state * frame_mask[..., None] for state in states)
+        return mos, states

@@ -22,6 +22,13 @@ from .modeling_conv_transformer_mos import ConvTransformerForMOSRegression
 from .windowing import SampleBuffer, window_starts
 
 
+# training groups windows whose frame counts fall in the same bucket of this many frames into one head call
+# (padded and masked), by device type: on a GPU, where a step's time goes to kernel launches, a few calls per
+# batch instead of one per short clip; on the CPU the padding's arithmetic cancels the saving (1.08x at 16
+# clips per batch, 0.91x at 64: benchmarks/head_buckets.py), so each count keeps its own call there
+TRAINING_BUCKET_FRAMES = {"cpu": 1, "cuda": 64}
+
+
 def reflect_padded_slice(samples: torch.Tensor, side: int, start: int, stop: int) -> torch.Tensor:
     """Samples [start, stop) of `samples` (T,) reflect-padded by `side` at both ends, without building the
     whole padded signal."""
@@ -185,20 +192,34 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
         return window_mos, *index, hidden_states, hidden_mask
 
     def _head_by_length(self, windows: list[torch.Tensor], output_hidden_states: bool = False):
-        """Window MOS (n,) of n windows' frames ((count, C * F) each), in their order: windows of equal frame
-        count go through the head together, `windows_per_forward` at a time. With output_hidden_states also
-        the head's hidden states, each (n, frames_per_window, d) zero after a window's frames, and their
-        frame mask (n, frames_per_window)."""
+        """Window MOS (n,) of n windows' frames ((count, C * F) each), in their order, with the head run
+        `windows_per_forward` windows at a time over windows of similar frame count. Inference groups
+        equal counts (no padding: exactly what each window gets alone), and so does training on the CPU.
+        Training on a GPU, where every head call is a forward and a backward of small kernels (a batch of
+        short clips, each its own count, made ~26,000 kernel launches per step), puts counts in buckets of
+        `TRAINING_BUCKET_FRAMES` frames, padded to the bucket's longest window and masked (the head then
+        gives each window its own score; in training mode its BatchNorms count the real frames only). With
+        output_hidden_states also the head's hidden states, each (n, frames_per_window, d) zero after a
+        window's frames, and their frame mask (n, frames_per_window)."""
+        device = windows[0].device.type
+        bucket = TRAINING_BUCKET_FRAMES.get(device, TRAINING_BUCKET_FRAMES["cuda"]) if torch.is_grad_enabled() else 1
         groups: dict[int, list[int]] = {}
         for row, frames in enumerate(windows):
-            groups.setdefault(frames.shape[0], []).append(row)
+            groups.setdefault(-(-frames.shape[0] // bucket), []).append(row)
         chunk = self.windows_per_forward(windows[0].device)
         rows, scores, hidden_parts = [], [], []
         for members in groups.values():
             for i in range(0, len(members), chunk):
                 part = members[i : i + chunk]
                 rows.extend(part)
-                result = self.head(torch.stack([windows[row] for row in part]), output_hidden_states)
+                counts = [windows[row].shape[0] for row in part]
+                width = max(counts)
+                features = torch.stack([torch.nn.functional.pad(windows[row], (0, 0, 0, width - windows[row].shape[0]))
+                                        for row in part])
+                mask = None
+                if min(counts) < width:
+                    mask = torch.arange(width, device=features.device)[None] < torch.tensor(counts, device=features.device)[:, None]
+                result = self.head(features, output_hidden_states, frame_mask=mask)
                 if output_hidden_states:
                     result, hidden = result
                     hidden_parts.append(hidden)

@@ -9,6 +9,10 @@ nothing twice. Stages and outputs (WORK = data/student, RUNS = runs/student by d
                                                     catalogue), other seeds for the two splits
               WORK/degraded/{train,heldout}-mild    `mild_draws` versions from the mild catalogue: clean
                                                     clips and light degradations (the upper half of the scale)
+              WORK/degraded/train{,-mild}-voice     `voice_train_draws` / `mild_voice_train_draws` versions of
+                                                    the training clips from
+                                                    the same catalogues with the VOICE_STAGE first: 70 % of
+                                                    the clean clips sped up or slowed down (other voices)
     label     WORK/labelled/<set>                   the teacher's clip and per-window scores (bf16)
     pack      WORK/packed/<set>                     int16 audio + labels for training (training.packed)
     prune     RUNS/pruned-init                      the teacher Taylor-pruned to the student's size
@@ -17,10 +21,13 @@ nothing twice. Stages and outputs (WORK = data/student, RUNS = runs/student by d
                                                     `compare_steps`
     refine    RUNS/refined/final                    the chosen method after `final_steps` (RUNS/<chosen>/final;
                                                     trained again in RUNS/final only if a from-scratch
-                                                    method won), trained on for `refine_steps` on every
-                                                    training set (a second stage that adds the upper half of
-                                                    the scale), evaluated on every held-out set
-    ship      SHIP_TO (checkpoints/hf-sqa-fast)     the refined model, evaluated (eval_report.json, hf-sqa
+                                                    method won), trained on for `refine_steps` on the default
+                                                    and mild training sets (a second stage that adds the upper
+                                                    half of the scale), evaluated on every held-out set
+    voice     RUNS/voice/final                      the refined model trained on for `voice_steps` on every
+                                                    training set, the voice-perturbed ones included (a third
+                                                    stage: more speakers, for speakers and languages unheard)
+    ship      SHIP_TO (checkpoints/hf-sqa-fast)     the last stage's model, evaluated (eval_report.json, hf-sqa
                                                     evaluate) with its model card (README.md)
 """
 
@@ -36,7 +43,7 @@ from pathlib import Path
 
 import yaml
 
-from ..data.degrade import write_degraded_shards
+from ..data.degrade import load_catalogue, write_degraded_shards
 from ..models import FastMOSForMOSRegression
 from ..data.student_speech import SpeechSplit, write_student_speech
 from .fast_student import fast_config, read_history, train_fast_student
@@ -60,6 +67,19 @@ class DegradationSet:
     draws: int  # degraded versions per clean clip
     seed: int
     id_prefix: str  # clip ids "<prefix>-<index>", distinct across sets trained on together
+    voice: bool = False  # the catalogue with VOICE_STAGE before its chain
+
+    def catalogue_spec(self) -> dict:
+        spec = dict(load_catalogue(self.catalogue))
+        if self.voice:
+            spec["voice"] = VOICE_STAGE
+        return spec
+
+
+# other voices from the same speakers: 70 % of the clean clips played 0.85-1.18 times as fast (pitch and
+# formants move together, as between speakers), before the degradation chain
+VOICE_STAGE = {"probability": 0.7,
+               "options": [{"transform": "SpeedPerturbation", "params": {"min_rate": 0.85, "max_rate": 1.18}}]}
 
 
 @dataclass
@@ -74,6 +94,8 @@ class StudentPipeline:
     heldout_draws: int = 2
     mild_train_draws: int = 2  # 0: no mild set
     mild_heldout_draws: int = 1
+    voice_train_draws: int = 2  # 0 (and mild_voice_train_draws 0): no voice-perturbed sets, no voice stage
+    mild_voice_train_draws: int = 1
     processes: int = 2
     preset: str = "fast"
     batch_size: int = 16
@@ -82,6 +104,8 @@ class StudentPipeline:
     final_method: str | None = None  # None: the best of the comparison on held-out PCC
     refine_steps: int = 1800  # 0: ship the chosen method as trained on the default catalogue only
     refine_learning_rate: float = 3e-4
+    voice_steps: int = 1000  # 0: ship the refined model
+    voice_learning_rate: float = 2e-4
     eval_steps: int = 100
     eval_clips: int = 400
     prune_steps: int = 2
@@ -109,11 +133,18 @@ class StudentPipeline:
             sets.append(DegradationSet("heldout-mild", "heldout", "mild", self.mild_heldout_draws, 4, "mild"))
         if self.mild_train_draws:
             sets.append(DegradationSet("train-mild", "train", "mild", self.mild_train_draws, 3, "mild"))
+        if self.voice_train_draws:
+            sets.append(DegradationSet("train-voice", "train", None, self.voice_train_draws, 11, "voice", voice=True))
+        if self.mild_voice_train_draws:
+            sets.append(DegradationSet("train-mild-voice", "train", "mild", self.mild_voice_train_draws, 13,
+                                       "mildvoice", voice=True))
         return sets
 
-    def packed(self, split: str) -> list[Path]:
-        """The packed sets of clean split `split` ("train" / "heldout"), all catalogues."""
-        return [self.path("packed", d.name) for d in self.degradation_sets() if d.clean_split == split]
+    def packed(self, split: str, voice: bool = True) -> list[Path]:
+        """The packed sets of clean split `split` ("train" / "heldout"), all catalogues (voice=False: not
+        the voice-perturbed ones)."""
+        return [self.path("packed", d.name) for d in self.degradation_sets()
+                if d.clean_split == split and (voice or not d.voice)]
 
     # -- data stages ------------------------------------------------------------------------------------
     def run_speech(self) -> None:
@@ -126,7 +157,7 @@ class StudentPipeline:
             clean = self.clean_dir / dset.clean_split
             clips = sum(1 for p in clean.rglob("*") if p.suffix in (".wav", ".flac"))
             write_degraded_shards(str(clean), self.path("degraded", dset.name), num=clips * dset.draws,
-                                  noise=noise, catalogue=dset.catalogue, seed=dset.seed, num_proc=self.processes,
+                                  noise=noise, catalogue=dset.catalogue_spec(), seed=dset.seed, num_proc=self.processes,
                                   shard_size=500, progress=False, id_prefix=dset.id_prefix)
 
     def run_label(self) -> None:
@@ -212,18 +243,32 @@ class StudentPipeline:
         if not self.refine_steps:
             return final
         return train_fast_student(
-            self.packed("train"), self.packed("heldout"), Path(self.runs) / "refined", init=str(final),
+            self.packed("train", voice=False), self.packed("heldout"), Path(self.runs) / "refined", init=str(final),
             max_steps=self.refine_steps, batch_size=self.batch_size, learning_rate=self.refine_learning_rate,
             dense_weight=METHODS[method]["dense_weight"], freeze_batchnorm=True, eval_steps=self.eval_steps,
             eval_clips=self.eval_clips, description={"method": f"{method}, refined on every training set"},
         )
 
+    def run_voice(self) -> Path:
+        """The refined model trained on for `voice_steps` on every training set, voice-perturbed included
+        (fixed BatchNorm statistics, as in the refinement)."""
+        refined = self.run_refine()
+        if not self.voice_steps or not (self.voice_train_draws or self.mild_voice_train_draws):
+            return refined
+        return train_fast_student(
+            self.packed("train"), self.packed("heldout"), Path(self.runs) / "voice", init=str(refined),
+            max_steps=self.voice_steps, batch_size=self.batch_size, learning_rate=self.voice_learning_rate,
+            dense_weight=METHODS[self.chosen_method()]["dense_weight"], freeze_batchnorm=True,
+            eval_steps=self.eval_steps, eval_clips=self.eval_clips,
+            description={"method": "refined student + voice-perturbed training sets"},
+        )
+
     def run_ship(self) -> Path:
-        """The refined model, its evaluate report (every held-out set, and human MOS) and model card."""
+        """The last stage's model, its evaluate report (every held-out set, and human MOS) and model card."""
         from ..evaluation import evaluate_models, write_report
         from ..hub.cards import build_model_card
 
-        final = self.run_refine()
+        final = self.run_voice()
         shipped = Path(self.ship_to)
         if not (shipped / "README.md").is_file():
             model = FastMOSForMOSRegression.from_pretrained(final)
@@ -248,7 +293,7 @@ class StudentPipeline:
     def run(self, stages: list[str]) -> None:
         steps = {"speech": self.run_speech, "degrade": self.run_degrade, "label": self.run_label,
                  "pack": self.run_pack, "prune": self.pruned_init, "train": self.run_compare,
-                 "refine": self.run_refine, "ship": self.run_ship}
+                 "refine": self.run_refine, "voice": self.run_voice, "ship": self.run_ship}
         unknown = [s for s in stages if s not in steps]
         if unknown:
             raise ValueError(f"unknown stages {unknown}; stages: {list(steps)}")
@@ -259,4 +304,4 @@ class StudentPipeline:
             steps[stage]()
 
 
-STAGES = ["speech", "degrade", "label", "pack", "prune", "train", "refine", "ship"]
+STAGES = ["speech", "degrade", "label", "pack", "prune", "train", "refine", "voice", "ship"]

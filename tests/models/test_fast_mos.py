@@ -236,3 +236,51 @@ def test_hidden_states_need_a_fast_model():
     windowed = ConvTransformerForMOSRegression(tiny_student_config()).eval()
     with pytest.raises(ValueError, match="output_hidden_states needs a fast model"):
         windowed(torch.zeros(16000), output_hidden_states=True)
+
+
+def test_training_buckets_score_each_window_as_alone(model, monkeypatch):
+    """With gradients (training on a GPU), windows of similar frame counts share a head call (padded and
+    masked): every window's score and hidden states equal the inference path's, which runs each count on
+    its own. Run here with the CPU set to the GPU's buckets."""
+    from hf_sqa.models.modeling_fast_mos import TRAINING_BUCKET_FRAMES
+
+    monkeypatch.setitem(TRAINING_BUCKET_FRAMES, "cpu", TRAINING_BUCKET_FRAMES["cuda"])
+
+    clips = [synthetic_speech(s, seed=i) for i, s in enumerate((1.1, 1.3, 2.0, 2.2, 3.0, 9.0))]
+    batch = torch.zeros(len(clips), max(len(c) for c in clips))
+    mask = torch.zeros_like(batch, dtype=torch.long)
+    for row, clip in enumerate(clips):
+        batch[row, : len(clip)], mask[row, : len(clip)] = torch.from_numpy(clip), 1
+    frames = [model.config.output_frames(len(c)) for c in clips]
+    assert len({f // TRAINING_BUCKET_FRAMES['cuda'] for f in frames[:4]}) < len(set(frames[:4]))  # some share a bucket
+    with torch.no_grad():
+        alone = model(batch, attention_mask=mask, output_hidden_states=True)
+    calls = []
+    hook = model.head.register_forward_hook(lambda module, args, kwargs_out: calls.append(args[0].shape[0]))
+    together = model(batch, attention_mask=mask, output_hidden_states=True)
+    hook.remove()
+    assert len(calls) < len(set(frames[:5])) + 1  # fewer head calls than distinct window lengths (5 short + full)
+    assert torch.allclose(together.window_mos, alone.window_mos, atol=1e-5, equal_nan=True)
+    assert torch.equal(together.hidden_mask, alone.hidden_mask)
+    for ours, reference in zip(together.hidden_states, alone.hidden_states, strict=True):
+        assert torch.allclose(ours, reference, atol=1e-4)
+    together.mos.sum().backward()  # the masked path trains
+    assert all(p.grad is not None for p in model.head.parameters() if p.requires_grad)
+
+
+def test_masked_head_batch_norm_counts_real_frames_only():
+    """In training mode the head's BatchNorm statistics over a padded, masked batch are those of the real
+    frames: the same running statistics as the sequences concatenated without padding."""
+    from hf_sqa.models.head import MOSHead
+
+    torch.manual_seed(0)
+    head = MOSHead(6, 8, [2], 4, [16], 0.0, 50)
+    reference = MOSHead(6, 8, [2], 4, [16], 0.0, 50)
+    reference.load_state_dict(head.state_dict())
+    long, short = torch.randn(1, 10, 6), torch.randn(1, 4, 6) + 3.0
+    padded = torch.cat([long, torch.nn.functional.pad(short, (0, 0, 0, 6), value=100.0)])
+    frame_mask = torch.arange(10)[None] < torch.tensor([10, 4])[:, None]
+    head.train()(padded, frame_mask=frame_mask)
+    reference.train()(torch.cat([long, short], dim=1))  # one sequence of all the real frames
+    assert torch.allclose(head.input_norm.running_mean, reference.input_norm.running_mean, atol=1e-6)
+    assert torch.allclose(head.input_norm.running_var, reference.input_norm.running_var, atol=1e-5)
