@@ -50,15 +50,15 @@ def main() -> None:
         sources = clip_sources(folder)
         source = np.array([sources[str(i)] for i in held.ids])
         audios = [held.clip(k) for k in range(len(held))]
+        seconds = np.array([len(a) / 16000 for a in audios])
+        parts = [(src, source == src) for src in sorted(set(source))] + [("all", np.ones(len(source), bool))]
+        # short clips are the fast student's weak band (the teacher scores them zero-padded to a window)
+        parts = [(f"{part} {label}", pick & band) for part, pick in parts
+                 for label, band in (("", True), ("< 3 s", seconds < 3), (">= 3 s", seconds >= 3))]
         for name in args.models:
             model = fast_student_from(name).eval()
             model.config.window_max_hop = 16000  # the teacher's windows, as in training and eval_history
             ours = np.asarray(score(audios, model=model, sampling_rate=16000, batch_size=8))
-            seconds = np.array([len(a) / 16000 for a in audios])
-            parts = [(src, source == src) for src in sorted(set(source))] + [("all", np.ones(len(source), bool))]
-            # short clips are the fast student's weak band (the teacher scores them zero-padded to a window)
-            parts = [(f"{part} {label}", pick & band) for part, pick in parts
-                     for label, band in (("", True), ("< 3 s", seconds < 3), (">= 3 s", seconds >= 3))]
             for part, pick in parts:
                 p, t = ours[pick], held.teacher_mos[pick]
                 m = point_metrics(p, t)

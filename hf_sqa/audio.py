@@ -284,6 +284,17 @@ def load_audio(
         return stream.read()
 
 
+def to_pcm16(samples: np.ndarray) -> np.ndarray:
+    """A float waveform as 16-bit samples (clipped to [-1, 1], as any 16-bit file holds it): half the memory
+    of float32 for audio kept in memory or on disk."""
+    return np.round(np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
+
+
+def from_pcm16(samples: np.ndarray) -> np.ndarray:
+    """`to_pcm16`'s samples back as float32."""
+    return samples.astype(np.float32) / 32767.0
+
+
 def find_audio_files(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
     """Audio files (by extension) inside a folder, sorted, optionally recursing into subfolders."""
     folder = Path(folder)

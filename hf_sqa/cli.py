@@ -410,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "random, --preset)")
     online.add_argument("--preset", default="fast", help="layer sizes of a random start (default fast)")
     online.add_argument("--teacher", default="distillmos", help="built-in name, checkpoint folder or Hub id")
-    online.add_argument("--noise", help="folder of noise recordings (adds the NoiseFromClips option)")
+    online.add_argument("--noise", help="SPEC of noise recordings, e.g. a folder (adds the NoiseFromClips option)")
     online.add_argument("--catalogue", nargs="*", default=[], metavar="NAME=WEIGHT",
                         help="degradation catalogues and their shares (default: default=1)")
     online.add_argument("--steps", type=int, default=2000)

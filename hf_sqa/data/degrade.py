@@ -62,6 +62,28 @@ def _transform_class(name: str):
     raise ValueError(f"unknown degradation transform {name!r} (not in audiomentations or hf_sqa.data.transforms)")
 
 
+def _weighted_transforms(options: list[dict], where: str, noises, rirs) -> list[tuple[float, object]]:
+    """A catalogue's options ({transform, weight, params}) as (weight, transform) pairs, each transform
+    always applied (p = 1: the pipeline decides what to apply). NoiseFromClips is left out without noises;
+    recorded RIRs replace Reverberation's synthetic ones when given."""
+    built = []
+    for option in options:
+        cls = _transform_class(option["transform"])
+        params = dict(option.get("params", {}))
+        if cls is hf_sqa_transforms.NoiseFromClips:
+            if not noises:
+                continue
+            params["noises"] = noises
+        if cls is hf_sqa_transforms.Reverberation and rirs:
+            params["rirs"] = rirs
+        try:
+            transform = cls(p=1.0, **params)
+        except TypeError as error:
+            raise ValueError(f"catalogue option {option['transform']} in {where!r}: {error}") from error
+        built.append((float(option.get("weight", 1.0)), transform))
+    return built
+
+
 def _applied_parameters(transform) -> dict:
     """A transform's drawn parameters, including those of transforms it is made of (e.g. the shelf and
     peaking filters inside SevenBandParametricEQ)."""
@@ -107,21 +129,7 @@ class DegradationPipeline:
         for name, family in spec["families"].items():
             if name not in self.order:
                 raise ValueError(f"catalogue family {name!r} is missing from 'order'")
-            options = []
-            for option in family["options"]:
-                cls = _transform_class(option["transform"])
-                params = dict(option.get("params", {}))
-                if cls is hf_sqa_transforms.NoiseFromClips:
-                    if not noises:
-                        continue
-                    params["noises"] = noises
-                if cls is hf_sqa_transforms.Reverberation and rirs:
-                    params["rirs"] = rirs
-                try:
-                    transform = cls(p=1.0, **params)  # the pipeline decides what to apply
-                except TypeError as error:
-                    raise ValueError(f"catalogue option {option['transform']} in {name!r}: {error}") from error
-                options.append((float(option.get("weight", 1.0)), transform))
+            options = _weighted_transforms(family["options"], name, noises, rirs)
             if options:
                 self.families[name] = (float(family.get("weight", 1.0)), options)
         if not 0 <= self.min_families <= self.max_families:
@@ -133,8 +141,7 @@ class DegradationPipeline:
         # speaker from the same recording, e.g. SpeedPerturbation); not a degradation family
         voice = spec.get("voice")
         self.voice_probability = float(voice.get("probability", 1.0)) if voice else 0.0
-        self.voice_options = [(float(o.get("weight", 1.0)), _transform_class(o["transform"])(p=1.0, **o.get("params", {})))
-                              for o in voice["options"]] if voice else []
+        self.voice_options = _weighted_transforms(voice["options"], "voice", noises, rirs) if voice else []
         if not 0.0 <= self.voice_probability <= 1.0:
             raise ValueError(f"voice probability must be in [0, 1], got {self.voice_probability}")
         if self.max_families > len(self.families):
@@ -159,15 +166,11 @@ class DegradationPipeline:
             del remaining[name]
         out = np.asarray(samples, dtype=np.float32)
         applied = []
+        stages = [(name, self.families[name][1]) for name in self.order if name in chosen]
         if self.voice_options and random.random() < self.voice_probability:
-            transform = self._weighted_pick(self.voice_options)
-            out = transform(out, sampling_rate)
-            applied.append({"family": "voice", "transform": type(transform).__name__,
-                            "params": _json_safe(_applied_parameters(transform))})
-        for name in self.order:
-            if name not in chosen:
-                continue
-            transform = self._weighted_pick(self.families[name][1])
+            stages.insert(0, ("voice", self.voice_options))  # the clean clip's voice first, then the chain
+        for name, options in stages:
+            transform = self._weighted_pick(options)
             out = transform(out, sampling_rate)
             applied.append({"family": name, "transform": type(transform).__name__,
                             "params": _json_safe(_applied_parameters(transform))})
@@ -301,12 +304,12 @@ class DegradedClipStream(torch.utils.data.IterableDataset):
     rounded to 16 bits, as a degraded clip written to a file and read back (the offline path) would be.
 
     clean:      folder(s) of clean clips (any format `load_audio` reads; resampled to 16 kHz)
-    noises:     decoded noise recordings for NoiseFromClips (16 kHz float32), or None
+    noise:      SPEC of noise recordings for NoiseFromClips (decoded once, here), or None
     catalogues: {catalogue name or file: weight}
     """
 
-    def __init__(self, clean: str | os.PathLike | list, noises: list[np.ndarray] | None = None,
-                 catalogues: dict | None = None, seed: int = 0):
+    def __init__(self, clean: str | os.PathLike | list, noise: str | None = None, catalogues: dict | None = None,
+                 seed: int = 0):
         from ..audio import find_audio_files
 
         folders = [clean] if isinstance(clean, (str, os.PathLike)) else list(clean)
@@ -321,10 +324,10 @@ class DegradedClipStream(torch.utils.data.IterableDataset):
             raise ValueError(f"catalogue weights must be positive, got {self.catalogues}")
         for catalogue in self.catalogues:
             load_catalogue(catalogue)  # an unknown catalogue fails here, not inside a worker
-        self.noises, self.seed = noises, seed
+        self.noises, self.seed = _decoded_clips(None if noise is None else str(noise)), seed
 
     def __iter__(self):
-        from ..audio import load_audio
+        from ..audio import from_pcm16, load_audio, to_pcm16
 
         info = torch.utils.data.get_worker_info()
         worker = info.id if info is not None else 0
@@ -339,11 +342,10 @@ class DegradedClipStream(torch.utils.data.IterableDataset):
             index = int(choose.integers(len(self.files)))
             pipeline = pipelines[choose.choice(len(names), p=weights / weights.sum())]
             if index not in decoded:
-                samples = load_audio(self.files[index], target_sampling_rate=16000, min_duration=0.0).samples
-                decoded[index] = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
-            clean = decoded[index].astype(np.float32) / 32767.0
-            degraded, _ = pipeline.degrade(clean, f"{self.seed}-{worker}-{count}")
-            yield {"audio": np.round(np.clip(degraded, -1.0, 1.0) * 32767).astype(np.float32) / 32767.0}
+                decoded[index] = to_pcm16(load_audio(self.files[index], target_sampling_rate=16000,
+                                                     min_duration=0.0).samples)
+            degraded, _ = pipeline.degrade(from_pcm16(decoded[index]), f"{self.seed}-{worker}-{count}")
+            yield {"audio": from_pcm16(to_pcm16(degraded))}
 
     def mean_seconds(self) -> float:
         """Mean clean clip length (degradations keep the length): the audio per draw."""

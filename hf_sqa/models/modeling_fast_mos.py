@@ -214,7 +214,8 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
                 rows.extend(part)
                 counts = [windows[row].shape[0] for row in part]
                 width = max(counts)
-                features = torch.stack([torch.nn.functional.pad(windows[row], (0, 0, 0, width - windows[row].shape[0]))
+                features = torch.stack([windows[row] if windows[row].shape[0] == width else  # no copy when equal
+                                        torch.nn.functional.pad(windows[row], (0, 0, 0, width - windows[row].shape[0]))
                                         for row in part])
                 mask = None
                 if min(counts) < width:

@@ -192,8 +192,11 @@ def _training_arguments(output: Path, max_steps: int, batch_size: int, learning_
     )
 
 
-def _save_final(model, output: Path, recipe: dict) -> Path:
-    """OUTPUT/final with training_recipe.yaml, written atomically; the resume checkpoints go."""
+def _save_final(model, output: Path, recipe: dict, init: str | None) -> Path:
+    """OUTPUT/final with training_recipe.yaml (with `init`'s recipe when it is a run this one continues),
+    written atomically; the resume checkpoints go."""
+    if init and (Path(init) / "training_recipe.yaml").is_file():
+        recipe = {**recipe, "init_recipe": yaml.safe_load((Path(init) / "training_recipe.yaml").read_text())}
     final = output / "final"
     partial = output / "final.partial"
     shutil.rmtree(partial, ignore_errors=True)
@@ -295,11 +298,9 @@ def train_fast_student(
         "cpu_hours": round(history[-1]["cpu_s"] / 3600, 3) if history else None,
         "heldout_pcc": history[-1]["pcc"] if history else None, **(description or {}),
     }
-    if init and (Path(init) / "training_recipe.yaml").is_file():  # the run this one continues
-        recipe["init_recipe"] = yaml.safe_load((Path(init) / "training_recipe.yaml").read_text())
     if frame_targets is not None:
         del model.frame_projections  # a training aid, not part of the model
-    return _save_final(model, output, recipe)
+    return _save_final(model, output, recipe, init)
 
 
 class StopAfter(TrainerCallback):
@@ -353,14 +354,9 @@ def train_online_student(
     output, done, resume_point = _run_folder(output_dir, seed, resume)
     if done:
         return done
-    noises = None
-    if noise is not None:
-        from ..audio import find_audio_files, load_audio
-
-        noises = [load_audio(p, target_sampling_rate=16000).samples for p in find_audio_files(noise)]
     resumed_at = int(resume_point.rsplit("-", 1)[-1]) if resume_point else 0
     # after a resume the stream draws anew (other seed) instead of replaying the draws already trained on
-    stream = DegradedClipStream(clean, noises=noises, catalogues=catalogues, seed=seed + resumed_at)
+    stream = DegradedClipStream(clean, noise=noise, catalogues=catalogues, seed=seed + resumed_at)
     seconds_per_step = stream.mean_seconds() * batch_size
     teacher_model = load_model(teacher)
     model = fast_student_from(init) if init else FastMOSForMOSRegression(fast_config(preset))
@@ -391,6 +387,4 @@ def train_online_student(
         **({"heldout_data": _names(heldout), "heldout_pcc": history[-1]["pcc"]} if history else {}),
         **(description or {}),
     }
-    if init and (Path(init) / "training_recipe.yaml").is_file():
-        recipe["init_recipe"] = yaml.safe_load((Path(init) / "training_recipe.yaml").read_text())
-    return _save_final(model, output, recipe)
+    return _save_final(model, output, recipe, init)

@@ -21,13 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio import load_audio
+from ..audio import from_pcm16, load_audio, to_pcm16
 
 
 def _decode(item: tuple[str, bytes]) -> np.ndarray:
     name, data = item
-    samples = load_audio(data, name=name, target_sampling_rate=16000, min_duration=0.0).samples
-    return np.round(np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
+    return to_pcm16(load_audio(data, name=name, target_sampling_rate=16000, min_duration=0.0).samples)
 
 
 def pack_labelled(spec: str, output: str | os.PathLike, num_proc: int = 2) -> Path:
@@ -96,7 +95,7 @@ class PackedClips(torch.utils.data.Dataset):
 
     def clip(self, k: int) -> np.ndarray:
         audio = self.audio_parts[self.part_of[k]]
-        return audio[self.starts[k] : self.ends[k]].astype(np.float32) / 32767.0
+        return from_pcm16(audio[self.starts[k] : self.ends[k]])
 
     def __getitem__(self, k: int) -> dict:
         return {
