@@ -280,7 +280,8 @@ def cmd_prune(args) -> int:
         args.model, args.calib, args.output, target_params=args.target_params, target_ratio=args.target_ratio,
         eval_data=args.eval_data, device=args.device, method=args.method, steps=args.steps,
         importance_loss=args.importance_loss, calib_clips=args.calib_clips, batch_size=args.batch_size,
-        finetune_steps=args.finetune_steps, finetune_data=args.finetune_data, learning_rate=args.learning_rate,
+        finetune_steps=args.finetune_steps, finetune_data=args.finetune_data, frame_weight=args.frame_weight,
+        learning_rate=args.learning_rate,
         l0_steps=args.l0_steps, seed=args.seed, eval_clips=args.eval_clips,
         group_sizes=dict(args.group_size) if args.group_size else None,
         recalibrate_batchnorm=not args.no_recalibrate_batchnorm, freeze_batchnorm=not args.train_batchnorm,
@@ -463,8 +464,11 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--importance-loss", choices=["distill", "mos"], default="distill",
                        help="loss the importance refers to: distillation from the unpruned model, or human MOS")
     prune.add_argument("--calib-clips", type=int, default=64, help="calibration clips used (default 64)")
-    prune.add_argument("--finetune-steps", type=int, default=100, help="distillation steps after each pruning step")
+    prune.add_argument("--finetune-steps", type=int, default=300, help="distillation steps after each pruning step")
     prune.add_argument("--finetune-data", help="SPEC for the fine-tuning (default: the calibration SPEC)")
+    prune.add_argument("--frame-weight", type=float, default=1.0,
+                       help="weight of the fine-tuning's hidden-state target: the pruned head's hidden states "
+                            "against the unpruned one's, layer by layer (0: the MOS alone)")
     prune.add_argument("--eval-data", help="SPEC to compare pruned and unpruned on (default: --eval-clips clips of "
                        "the calibration SPEC held out from calibration and fine-tuning)")
     prune.add_argument("--eval-clips", type=int, default=64, help="clips held out when --eval-data is not given")
@@ -476,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--train-batchnorm", action="store_true",
                        help="let fine-tuning update BatchNorm statistics (default: fixed after recalibration)")
     prune.add_argument("--batch-size", type=int, default=8)
-    prune.add_argument("--learning-rate", type=float, default=1e-4)
+    prune.add_argument("--learning-rate", type=float, default=3e-4, help="fine-tuning learning rate")
     prune.add_argument("--l0-steps", type=int, default=100, help="gate training steps per step of --method l0")
     prune.add_argument("--device", default=None)
     prune.add_argument("--seed", type=int, default=0)

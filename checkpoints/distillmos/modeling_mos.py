@@ -4,7 +4,8 @@ A model family implements two hooks:
 
 * ``normalize_clips(input_values, lengths)``: per-clip input normalisation before windowing (identity by
   default);
-* ``score_windows(windows, lengths)``: (num_windows, window_length) -> (num_windows,) MOS in [1, 5].
+* ``score_windows(windows, lengths, output_hidden_states=False)``: (num_windows, window_length) -> (num_windows,)
+  MOS in [1, 5]; with output_hidden_states also the head's hidden states per window.
 """
 
 from __future__ import annotations
@@ -39,10 +40,11 @@ class MOSRegressionOutput(ModelOutput):
     window_mos:    (batch, max_windows) MOS of each window, NaN where a clip has fewer windows
     window_mask:   (batch, max_windows) True where `window_mos` holds a window
     window_starts: (batch, max_windows) start sample of each window in its clip, -1 where none
-    hidden_states: with `output_hidden_states` (fast models): the head's input projection and each of its
-                   transformer layers, (num_windows, frames_per_window, d) each; windows in clip order
-                   (the clips' windows in time order, as `window_mos` lists them), zero after a window's frames
-    hidden_mask:   (num_windows, frames_per_window) True on a window's frames
+    hidden_states: with `output_hidden_states`: the head's input projection and each of its transformer
+                   layers, (num_windows, frames_per_window, d) each; windows in clip order (the clips'
+                   windows in time order, as `window_mos` lists them), zero after a window's frames
+    hidden_mask:   (num_windows, frames_per_window) True on a window's frames (a windowed model's window
+                   is all frames: a short clip's zero padding is part of what its head sees)
     """
 
     loss: torch.Tensor | None = None
@@ -66,7 +68,6 @@ class MOSPreTrainedModel(PreTrainedModel):
     config: MOSConfig
     main_input_name = "input_values"
     input_modalities = "audio"
-    supports_window_hidden_states = False  # forward(output_hidden_states=True): the fast models
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Weights, config and flat code as transformers saves them, plus the feature extractor
@@ -91,7 +92,7 @@ class MOSPreTrainedModel(PreTrainedModel):
     def normalize_clips(self, input_values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return input_values
 
-    def score_windows(self, windows: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def score_windows(self, windows: torch.Tensor, lengths: torch.Tensor, output_hidden_states: bool = False):
         raise NotImplementedError
 
     def windows_per_forward(self, device: torch.device) -> int:
@@ -102,10 +103,12 @@ class MOSPreTrainedModel(PreTrainedModel):
         return chunk
 
     def score_clips(
-        self, input_values: torch.Tensor, lengths: torch.Tensor, window_max_hop: int | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self, input_values: torch.Tensor, lengths: torch.Tensor, window_max_hop: int | None = None,
+        output_hidden_states: bool = False,
+    ) -> tuple:
         """Every window of every clip scored: (window MOS, batch item of each window, its start sample), all
-        (num_windows,), windows of an item contiguous and in time order.
+        (num_windows,), windows of an item contiguous and in time order; with output_hidden_states also the
+        head's hidden states ((num_windows, frames, d) each) and their frame mask (num_windows, frames).
 
         input_values: (batch, time) padded; lengths: (batch,) real samples per clip;
         window_max_hop: samples between window starts at most (None: config.window_max_hop)
@@ -115,14 +118,22 @@ class MOSPreTrainedModel(PreTrainedModel):
         input_values = self.normalize_clips(input_values, lengths)
         item_index, starts, valid = plan_windows(lengths, cfg.window_length, hop)
         chunk = self.windows_per_forward(input_values.device)
-        window_mos = []
+        window_mos, hidden_parts = [], []
         for i in range(0, len(starts), chunk):  # windows cut a chunk at a time: a long clip's are never all held
             part = slice(i, i + chunk)
             windows = cut_windows(input_values, item_index[part], starts[part], valid[part], cfg.window_length)
-            window_mos.append(self.score_windows(windows.windows, windows.lengths))
+            scores = self.score_windows(windows.windows, windows.lengths, output_hidden_states)
+            if output_hidden_states:
+                scores, hidden = scores
+                hidden_parts.append(hidden)
+            window_mos.append(scores)
         device = input_values.device
-        return (torch.cat(window_mos), torch.tensor(item_index, device=device),
-                torch.tensor(starts, device=device))
+        index = (torch.tensor(item_index, device=device), torch.tensor(starts, device=device))
+        if not output_hidden_states:
+            return torch.cat(window_mos), *index
+        hidden_states = tuple(torch.cat(layer) for layer in zip(*hidden_parts))
+        hidden_mask = torch.ones(hidden_states[0].shape[:2], dtype=torch.bool, device=device)
+        return torch.cat(window_mos), *index, hidden_states, hidden_mask
 
     def normalize_stream(self, samples: torch.Tensor, summary) -> torch.Tensor:
         """`normalize_clips` for part of a streamed clip, from the whole clip's `summary` (identity by
@@ -171,12 +182,9 @@ class MOSPreTrainedModel(PreTrainedModel):
         labels:         (batch,) human or teacher MOS for the loss
         window_max_hop: samples between window starts at most, for this call (default:
                         `config.window_max_hop`, the model's own rule; see `check_window_max_hop`)
-        output_hidden_states: also return the head's hidden states per window (fast models only; the
-                        training path, also under no_grad: frame-level distillation targets)
+        output_hidden_states: also return the head's hidden states per window (the training path, also
+                        under no_grad: frame-level distillation targets)
         """
-        if output_hidden_states and not self.supports_window_hidden_states:
-            raise ValueError(f"output_hidden_states needs a fast model (FastMOSForMOSRegression); "
-                             f"{type(self).__name__} scores windows cut from the waveform")
         if input_values.dim() == 1:
             input_values = input_values[None]
         batch_size, num_samples = input_values.shape

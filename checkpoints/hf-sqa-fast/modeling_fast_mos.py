@@ -141,8 +141,6 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
             windows.append((start, first, min(per_window, total - first)))
         return windows
 
-    supports_window_hidden_states = True
-
     def score_clips(
         self, input_values: torch.Tensor, lengths: torch.Tensor, window_max_hop: int | None = None,
         output_hidden_states: bool = False,

@@ -132,10 +132,11 @@ class ConvTransformerForMOSRegression(MOSPreTrainedModel):
             # He init for LeakyReLU stacks trains from scratch far better than N(0, 0.02)
             nn.init.kaiming_normal_(module.weight, a=self.config.conv_negative_slope, nonlinearity="leaky_relu")
 
-    def score_windows(self, windows: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """windows: (N, window_length) -> (N,) MOS."""
+    def score_windows(self, windows: torch.Tensor, lengths: torch.Tensor, output_hidden_states: bool = False):
+        """windows: (N, window_length) -> (N,) MOS; with output_hidden_states also the head's hidden states
+        (projection and each transformer layer, (N, frames, d) each)."""
         if self.config.peak_normalize_windows:
             windows = windows / (windows.abs().amax(dim=-1, keepdim=True) + 1e-8)
         features = self.frontend(windows)  # (N, frames, C * F)
         features = self.feature_norm(features.transpose(1, 2)).transpose(1, 2)
-        return self.head(features)
+        return self.head(features, output_hidden_states)

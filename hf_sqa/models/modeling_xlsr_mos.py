@@ -203,10 +203,11 @@ class XLSRForMOSRegression(MOSPreTrainedModel):
                 read[index] = hidden
         return [read[index].masked_fill(~real_frames[..., None], 0.0) for index in self.config.feature_layers]
 
-    def score_windows(self, windows: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def score_windows(self, windows: torch.Tensor, lengths: torch.Tensor, output_hidden_states: bool = False):
+        """windows: (N, window_length) -> (N,) MOS; with output_hidden_states also the head's hidden states."""
         layers = self.read_hidden_layers(windows, lengths)
         # XLS-R-SQA zero-pads its 383 frames per 7.68 s window to 384 before normalising
         missing = self.config.position_scale_length - layers[0].shape[1]
         if missing > 0:
             layers = [nn.functional.pad(layer, (0, 0, 0, missing)) for layer in layers]
-        return self.head(self.layer_fusion(layers))
+        return self.head(self.layer_fusion(layers), output_hidden_states)

@@ -190,7 +190,8 @@ class PruningSettings:
     batch_size: int = 8
     finetune_steps: int = 0
     finetune_data: str | None = None
-    learning_rate: float = 1e-4
+    frame_weight: float = 1.0
+    learning_rate: float = 3e-4
     l0_steps: int = 100
     seed: int = 0
     group_sizes: dict[str, int] | None = None
@@ -219,7 +220,9 @@ def finetune(model: MOSPreTrainedModel, teacher: MOSPreTrainedModel, data: str, 
              settings: PruningSettings, output_dir: Path, exclude_ids: set[str] = frozenset()) -> float:
     """Distillation fine-tuning of a pruned model from the unpruned one (online teacher) for `steps` steps
     on a SPEC, leaving out the examples in `exclude_ids` (held out for evaluation); BatchNorm statistics
-    stay fixed when `settings.freeze_batchnorm`. Returns the last logged training loss."""
+    stay fixed when `settings.freeze_batchnorm`. With `settings.frame_weight` > 0 the pruned model's head
+    hidden states are also matched to the unpruned model's, layer by layer (pruning keeps the head's
+    width, so they compare as they are). Returns the last logged training loss."""
     from transformers import PrinterCallback, TrainingArguments
 
     from ..training.distillation import DistillationTrainer
@@ -238,6 +241,7 @@ def finetune(model: MOSPreTrainedModel, teacher: MOSPreTrainedModel, data: str, 
     trainer = DistillationTrainer(
         model=model, args=args, train_dataset=stream, teacher=teacher,
         freeze_batchnorm=settings.freeze_batchnorm,
+        frame_teacher=teacher if settings.frame_weight > 0 else None, frame_weight=settings.frame_weight,
         data_collator=MOSCollator(window_length=model.config.window_length, seed=settings.seed),
     )
     trainer.remove_callback(PrinterCallback)  # the losses go into the pruning report instead

@@ -12,14 +12,18 @@ w times the mean over its windows of L(student window score, teacher window scor
 says which part of the clip is bad, not only how bad the clip is on average. The student must cut the
 same windows as the teacher (same windowing rule), which is checked.
 
-With a `frame_teacher` (a fast model, e.g. the Distill-MOS import run as one, with `pad_short_clips` so its
-frames see what the real teacher sees) and `frame_weight` w > 0, each example also adds w times the mean
-squared distance between the student's head hidden states, each through its own linear map, and that
-teacher's (the input projection and every transformer layer), over the student's window frames: a
-FitNets / DistilHuBERT-style frame target. The maps are `frame_projections` on the student (an
-nn.ModuleList, so the optimiser and the checkpoints of a run hold them; drop it before the final save):
-even a student pruned from the teacher, which keeps its hidden width, has moved away from the teacher's
-coordinates after distillation (its hidden states were as far from the teacher's as zeros are).
+With a `frame_teacher` and `frame_weight` w > 0, each example also adds w times the mean squared distance
+between the student's head hidden states (the input projection and every transformer layer) and that
+teacher's, over the student's window frames: a FitNets / DistilHuBERT-style frame target. Two uses:
+
+- a pruned model distilled from the model it was pruned from (`hf-sqa prune`; frame_teacher = teacher, run
+  once per step): its hidden states are still in the teacher's coordinates, so they are compared as they
+  are, layer by layer as in DPHuBERT;
+- a fast student and the Distill-MOS import run as a fast model (with `pad_short_clips` so its frames see
+  what the real teacher sees): each student state goes through its own linear map, `frame_projections` on
+  the student (an nn.ModuleList, so the optimiser and the checkpoints of a run hold them; drop it before the
+  final save). A distilled student has moved away from its teacher's coordinates (its hidden states were as
+  far from the teacher's as zeros are) even when it started as a pruned teacher.
 
 `freeze_batchnorm` keeps BatchNorm layers in eval mode while training (running statistics fixed), for
 fine-tuning a pretrained or pruned model on data narrower than what its statistics were estimated on.
@@ -82,8 +86,15 @@ def frame_losses(student, teacher, window_mask, projections):
     student / teacher: the `MOSRegressionOutput`s of one batch with `hidden_states` (the same windows, in the
     same order; the teacher's windows may be longer: a short clip zero-padded to one window, of which the
     student's frames are the first); window_mask: (batch, max_windows), which windows belong to which clip;
-    projections: one module per hidden state, student width -> teacher width.
+    projections: one module per hidden state, student width -> teacher width, or None: compared as they are
+    (same width).
     Each window's distance is the mean over the student's frames, the hidden size and the layers."""
+    if projections is None:
+        projections = [torch.nn.Identity()] * len(student.hidden_states)
+        widths = {state.shape[-1] for state in (*student.hidden_states, *teacher.hidden_states)}
+        if len(widths) > 1:
+            raise ValueError(f"the student's and the frame teacher's hidden states have widths {sorted(widths)}: "
+                             "a student of another width needs frame_projections")
     if not len(student.hidden_states) == len(teacher.hidden_states) == len(projections) or (
             student.hidden_mask.shape[0] != teacher.hidden_mask.shape[0]):
         raise ValueError(
@@ -120,9 +131,8 @@ class DistillationTrainer(Trainer):
         self.distillation_loss = distillation_loss
         if frame_weight < 0:
             raise ValueError(f"frame_weight must be >= 0, got {frame_weight}")
-        if frame_weight > 0 and (frame_teacher is None or not hasattr(self.accelerator.unwrap_model(self.model),
-                                                                        "frame_projections")):
-            raise ValueError("frame_weight > 0 needs a frame_teacher and the student's frame_projections")
+        if frame_weight > 0 and frame_teacher is None:
+            raise ValueError("frame_weight > 0 needs a frame_teacher")
         self.frame_weight = frame_weight
         self.teacher, self.frame_teacher = teacher, frame_teacher
         for fixed in (teacher, frame_teacher):
@@ -149,9 +159,11 @@ class DistillationTrainer(Trainer):
         outputs = model(input_values=inputs["input_values"], attention_mask=inputs.get("attention_mask"),
                         output_hidden_states=frames)
         student = outputs.mos.float()
+        online = None
         if self.teacher is not None:
-            with torch.no_grad():
-                online = self.teacher(input_values=inputs["input_values"], attention_mask=inputs.get("attention_mask"))
+            with torch.no_grad():  # the hidden states too when the teacher is the frame teacher: one forward
+                online = self.teacher(input_values=inputs["input_values"], attention_mask=inputs.get("attention_mask"),
+                                      output_hidden_states=frames and self.frame_teacher is self.teacher)
             teacher = online.mos.float()
             if teacher_windows is None:  # the dense target of an online teacher: its window scores
                 teacher_windows = online.window_mos.float()
@@ -168,13 +180,15 @@ class DistillationTrainer(Trainer):
             example_loss = example_loss + self.dense_weight * window_loss
         frame_terms = torch.zeros(0)
         if frames:
-            with torch.no_grad():
-                target = self.frame_teacher(
-                    input_values=inputs["input_values"], attention_mask=inputs.get("attention_mask"),
-                    window_max_hop=self.accelerator.unwrap_model(model).config.window_max_hop,
-                    output_hidden_states=True)
+            target = online if self.frame_teacher is self.teacher else None
+            if target is None:
+                with torch.no_grad():
+                    target = self.frame_teacher(
+                        input_values=inputs["input_values"], attention_mask=inputs.get("attention_mask"),
+                        window_max_hop=self.accelerator.unwrap_model(model).config.window_max_hop,
+                        output_hidden_states=True)
             frame_terms = frame_losses(outputs, target, outputs.window_mask,
-                                       self.accelerator.unwrap_model(model).frame_projections)
+                                       getattr(self.accelerator.unwrap_model(model), "frame_projections", None))
             example_loss = example_loss + self.frame_weight * frame_terms
         count = num_items_in_batch if num_items_in_batch is not None else student.shape[0]
         loss = example_loss.sum() / count

@@ -192,7 +192,7 @@ class StudentPipeline:
         prune_checkpoint(self.teacher, str(self.path("labelled", "train")), output, target_params=target,
                          eval_data=str(self.path("labelled", "heldout")), steps=self.prune_steps,
                          finetune_steps=self.prune_finetune_steps, group_sizes=sizes, calib_clips=128,
-                         batch_size=8)
+                         batch_size=8, frame_weight=0.0, learning_rate=1e-4)  # the shipped model's pruning
         return output
 
     def train_method(self, method: str, steps: int, output: Path) -> Path:

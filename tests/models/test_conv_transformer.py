@@ -114,3 +114,33 @@ def test_save_reload_roundtrip(tiny_student, tmp_path):
 def test_bad_config_is_refused(fields, message):
     with pytest.raises(ValueError, match=message):
         tiny_student_config(**fields)
+
+
+@pytest.mark.parametrize("family", ["conv_transformer", "xlsr"])
+def test_windowed_models_give_each_windows_hidden_states(family):
+    """The windowed models (the teacher families) return their head's hidden states per window too (what
+    pruning's fine-tuning matches): the projection and each layer, every frame of each window (a short clip's
+    zero padding included), and the same scores as without them."""
+    from hf_sqa.models import XLSRForMOSRegression
+    from hf_sqa.testing import tiny_xlsr_config
+
+    torch.manual_seed(0)
+    model = (ConvTransformerForMOSRegression(tiny_student_config(head_num_layers=2)) if family == "conv_transformer"
+             else XLSRForMOSRegression(tiny_xlsr_config(head_num_layers=2))).eval()
+    clips = [torch.from_numpy(synthetic_speech(seconds, seed=i)).float() for i, seconds in enumerate((8.5, 2.0))]
+    batch = torch.zeros(2, len(clips[0]))
+    batch[0], batch[1, : len(clips[1])] = clips[0], clips[1]
+    mask = (torch.arange(batch.shape[1])[None] < torch.tensor([len(c) for c in clips])[:, None]).long()
+    with torch.no_grad():
+        plain = model(batch, attention_mask=mask)
+        out = model(batch, attention_mask=mask, output_hidden_states=True)
+    windows = int(out.window_mask.sum())
+    assert windows == 3  # 8.5 s: two windows at most 1 s apart, 2 s: one
+    assert len(out.hidden_states) == 1 + 2
+    frames = out.hidden_states[0].shape[1]
+    assert all(h.shape == (windows, frames, model.config.head_hidden_size) for h in out.hidden_states)
+    assert out.hidden_mask.shape == (windows, frames) and bool(out.hidden_mask.all())
+    torch.testing.assert_close(out.mos, plain.mos)
+    with torch.no_grad():  # the short clip's window alone: the same hidden states as in the batch
+        alone = model(clips[1], output_hidden_states=True)
+    torch.testing.assert_close(alone.hidden_states[-1][0], out.hidden_states[-1][2], atol=1e-5, rtol=1e-4)

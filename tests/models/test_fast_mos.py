@@ -229,15 +229,6 @@ def test_hidden_states_of_a_padding_teacher_cover_the_whole_window(model):
     assert bool(padded.hidden_mask.all()) and padded.hidden_mask.shape == (1, model.config.frames_per_window)
 
 
-def test_hidden_states_need_a_fast_model():
-    from hf_sqa.models import ConvTransformerForMOSRegression
-    from hf_sqa.testing import tiny_student_config
-
-    windowed = ConvTransformerForMOSRegression(tiny_student_config()).eval()
-    with pytest.raises(ValueError, match="output_hidden_states needs a fast model"):
-        windowed(torch.zeros(16000), output_hidden_states=True)
-
-
 def test_training_buckets_score_each_window_as_alone(model, monkeypatch):
     """With gradients (training on a GPU), windows of similar frame counts share a head call (padded and
     masked): every window's score and hidden states equal the inference path's, which runs each count on

@@ -134,14 +134,29 @@ def test_a_killed_run_resumes_after_its_last_finished_step(student, calib_folder
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)
 
 
-def test_teacher_pruning_with_distillation_finetuning(calib_folder, tmp_path):
+@pytest.mark.parametrize("frame_weight", [0.0, 1.0])
+def test_teacher_pruning_with_distillation_finetuning(calib_folder, tmp_path, monkeypatch, frame_weight):
+    """Fine-tuning distils the unpruned model's score and, with frame_weight > 0, its head's hidden states
+    (logged as loss_frames)."""
+    from hf_sqa.training.distillation import DistillationTrainer
+
+    logs = []
+    real_log = DistillationTrainer.log
+
+    def log(self, entry, *args, **kwargs):
+        real_log(self, entry, *args, **kwargs)  # adds the loss terms to the entry
+        logs.append(dict(entry))
+
+    monkeypatch.setattr(DistillationTrainer, "log", log)
     torch.manual_seed(0)
     teacher = XLSRForMOSRegression(tiny_xlsr_config(feature_layers=(1, 3), layer_fusion="fusion")).eval()
     settings = PruningSettings(target_params=int(0.7 * parameter_count(teacher)), steps=1, calib_clips=4,
-                               batch_size=2, finetune_steps=2)
+                               batch_size=2, finetune_steps=2, frame_weight=frame_weight)
     pruned, record = prune(teacher, str(calib_folder), settings, tmp_path / "work")
     assert parameter_count(pruned) <= settings.target_params
     assert np.isfinite(record["steps"][0]["finetune_loss"])
+    frame_terms = [entry["loss_frames"] for entry in logs if "loss_frames" in entry]
+    assert len(frame_terms) == (2 if frame_weight else 0) and all(term > 0 for term in frame_terms)
     with torch.no_grad():
         mos = pruned(torch.from_numpy(synthetic_speech(3.0)).float()).mos
     assert 1.0 <= float(mos) <= 5.0

@@ -164,3 +164,42 @@ def test_dense_window_target_adds_the_mean_window_loss(tmp_path):
     plain = DistillationTrainer(model=student, args=_args(tmp_path))
     with torch.no_grad():
         assert float(plain.compute_loss(student, dict(batch))) == pytest.approx(0.25, rel=1e-5)
+
+
+def test_frame_target_from_the_online_teacher_compares_hidden_states_as_they_are(tmp_path):
+    """A pruned model distilled from the model it was pruned from: the frame teacher is the online teacher,
+    run once per step with its hidden states, compared without projections (same width); each example's
+    frame term is the mean squared distance over its windows' frames, layers and width."""
+    student, teacher = _models()
+    student.train()  # frame targets are a training term; BatchNorm frozen so the hand computation below matches
+    clips = [torch.from_numpy(synthetic_speech(seconds, seed=i)).float() for i, seconds in enumerate((8.5, 2.0))]
+    batch = MOSCollator(window_length=10 * 16000, random_crop=False)([{"audio": c.numpy()} for c in clips])
+    calls = []
+    teacher.register_forward_hook(lambda module, args, kwargs, output: calls.append(kwargs), with_kwargs=True)
+    trainer = DistillationTrainer(model=student, args=_args(tmp_path), teacher=teacher, frame_teacher=teacher,
+                                  frame_weight=0.5, freeze_batchnorm=True)
+    with torch.no_grad():
+        loss = float(trainer.compute_loss(student, dict(batch)))
+        plain = float(DistillationTrainer(model=student, args=_args(tmp_path), teacher=teacher,
+                                          freeze_batchnorm=True).compute_loss(student, dict(batch)))
+    assert [bool(c.get("output_hidden_states")) for c in calls] == [True, False]  # one teacher call per step
+    with torch.no_grad():
+        ours = student(batch["input_values"], attention_mask=batch["attention_mask"], output_hidden_states=True)
+        theirs = teacher(batch["input_values"], attention_mask=batch["attention_mask"], output_hidden_states=True)
+    per_window = torch.stack([((a - b) ** 2).mean(dim=(1, 2)) for a, b in
+                              zip(ours.hidden_states, theirs.hidden_states)]).mean(dim=0)  # (3 windows,)
+    per_clip = torch.stack([per_window[:2].mean(), per_window[2]])
+    assert float(per_clip.min()) > 1e-4  # two random models' hidden states differ
+    assert loss - plain == pytest.approx(0.5 * float(per_clip.mean()), rel=1e-3)
+
+
+def test_frame_target_of_another_width_needs_projections(tmp_path):
+    student, _ = _models()
+    wider = ConvTransformerForMOSRegression(tiny_student_config(head_hidden_size=16, head_ffn_size=16)).eval()
+    batch = MOSCollator(window_length=122880)([{"audio": synthetic_speech(2.0, seed=0)}])
+    trainer = DistillationTrainer(model=student.train(), args=_args(tmp_path), teacher=wider, frame_teacher=wider,
+                                  frame_weight=1.0)
+    with pytest.raises(ValueError, match="widths \\[8, 16\\].*needs frame_projections"):
+        trainer.compute_loss(student, dict(batch))
+    with pytest.raises(ValueError, match="needs a frame_teacher"):
+        DistillationTrainer(model=student, args=_args(tmp_path), frame_weight=1.0)
