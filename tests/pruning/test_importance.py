@@ -31,7 +31,8 @@ def trained():
     model = ConvTransformerForMOSRegression(config)
     train_x, train_y = noisy_clips(256, seed=1)
     test_x, test_y = noisy_clips(64, seed=2)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    # 1e-3: at 3e-3 the fit diverged after ~200 steps, with one thread (other numerics) past the test's bound
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
     for _ in range(300):
         rows = torch.randint(0, len(train_x), (32,))
