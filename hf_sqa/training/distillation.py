@@ -159,7 +159,6 @@ class DistillationTrainer(Trainer):
         outputs = model(input_values=inputs["input_values"], attention_mask=inputs.get("attention_mask"),
                         output_hidden_states=frames)
         student = outputs.mos.float()
-        online = None
         if self.teacher is not None:
             with torch.no_grad():  # the hidden states too when the teacher is the frame teacher: one forward
                 online = self.teacher(input_values=inputs["input_values"], attention_mask=inputs.get("attention_mask"),
@@ -180,8 +179,9 @@ class DistillationTrainer(Trainer):
             example_loss = example_loss + self.dense_weight * window_loss
         frame_terms = torch.zeros(0)
         if frames:
-            target = online if self.frame_teacher is self.teacher else None
-            if target is None:
+            if self.frame_teacher is self.teacher:  # its hidden states came with its scores above
+                target = online
+            else:
                 with torch.no_grad():
                     target = self.frame_teacher(
                         input_values=inputs["input_values"], attention_mask=inputs.get("attention_mask"),
