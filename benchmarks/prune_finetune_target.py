@@ -5,7 +5,7 @@ unpruned model on held-out clips (one run, 2 threads, fp32).
 
     python benchmarks/prune_finetune_target.py --pruned runs/prune_half/C_defaults --model distillmos \
         --data data/student/labelled/train --heldout data/student/heldout_half --clips 300 --steps 300 \
-        --frame-weights 0 1 --output runs/prune_finetune_target
+        --frame-weights 0 1 [--eval-every 100] --output runs/prune_finetune_target
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 
 from hf_sqa.complexity import parameter_count
 from hf_sqa.data.specs import resolve
-from hf_sqa.pruning.schedule import PruningSettings, compare_to_unpruned, finetune
+from hf_sqa.pruning.schedule import PruningSettings, agreement_with, finetune
 from hf_sqa.scoring import load_model
 
 
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--frame-weights", type=float, nargs="+", default=[0.0, 1.0])
+    parser.add_argument("--eval-every", type=int, default=0, help="also compare every N steps (the curve)")
     parser.add_argument("--output", required=True, help="folder for the trainers' files and results.json")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -42,19 +43,21 @@ def main() -> None:
     start = load_model(args.pruned).eval()
     count = len(resolve(args.heldout).with_format(None)["id"])
     rows = np.unique(np.linspace(0, count - 1, min(args.clips, count)).astype(int)).tolist()
+    measure = agreement_with(unpruned, args.heldout, rows=rows)  # PCC / SRCC / RMSE against the unpruned model
     results = {"pruned": args.pruned, "model": args.model, "data": args.data, "heldout": args.heldout,
-               "clips": len(rows), "steps": args.steps, "learning_rate": args.learning_rate,
-               "start": compare_to_unpruned(start, unpruned, args.heldout, rows=rows)["pruned_vs_unpruned"]}
+               "clips": len(rows), "steps": args.steps, "learning_rate": args.learning_rate, "start": measure(start)}
     print(f"start: PCC {results['start']['pcc']:.3f} SRCC {results['start']['srcc']:.3f}", flush=True)
     for weight in args.frame_weights:
         model = copy.deepcopy(start)
         settings = PruningSettings(target_params=parameter_count(model), batch_size=8, frame_weight=weight,
-                                   learning_rate=args.learning_rate)
+                                   learning_rate=args.learning_rate, eval_every=args.eval_every)
         began = time.time()
-        loss = finetune(model, unpruned, args.data, args.steps, settings, Path(args.output) / f"frames-{weight:g}")
-        seconds = time.time() - began
-        agreement = compare_to_unpruned(model, unpruned, args.heldout, rows=rows)["pruned_vs_unpruned"]
-        results[f"frame_weight={weight:g}"] = {"agreement": agreement, "last_loss": loss, "wall_seconds": seconds}
+        result = finetune(model, unpruned, args.data, args.steps, settings, Path(args.output) / f"frames-{weight:g}",
+                          measure=measure)
+        seconds = time.time() - began  # with the curve's evaluations, when asked for
+        agreement = result.curve[-1] if result.curve else measure(model)
+        results[f"frame_weight={weight:g}"] = {"agreement": agreement, "curve": result.curve,
+                                                "last_loss": result.loss, "wall_seconds": seconds}
         print(f"frame weight {weight:g}: PCC {agreement['pcc']:.3f} SRCC {agreement['srcc']:.3f} "
               f"RMSE {agreement['rmse']:.3f} ({seconds / args.steps:.2f} s/step)", flush=True)
     Path(args.output).mkdir(parents=True, exist_ok=True)

@@ -280,9 +280,9 @@ def cmd_prune(args) -> int:
         args.model, args.calib, args.output, target_params=args.target_params, target_ratio=args.target_ratio,
         eval_data=args.eval_data, device=args.device, method=args.method, steps=args.steps,
         importance_loss=args.importance_loss, calib_clips=args.calib_clips, batch_size=args.batch_size,
-        finetune_steps=args.finetune_steps, finetune_data=args.finetune_data, frame_weight=args.frame_weight,
-        learning_rate=args.learning_rate,
-        l0_steps=args.l0_steps, seed=args.seed, eval_clips=args.eval_clips,
+        finetune_steps=args.finetune_steps, final_finetune_steps=args.final_finetune_steps,
+        finetune_data=args.finetune_data, frame_weight=args.frame_weight, learning_rate=args.learning_rate,
+        l0_steps=args.l0_steps, seed=args.seed, eval_clips=args.eval_clips, eval_every=args.eval_every,
         group_sizes=dict(args.group_size) if args.group_size else None,
         recalibrate_batchnorm=not args.no_recalibrate_batchnorm, freeze_batchnorm=not args.train_batchnorm,
     )
@@ -291,6 +291,13 @@ def cmd_prune(args) -> int:
           f"GMAC/s {before['macs_per_second'] / 1e9:.3f} -> {after['macs_per_second'] / 1e9:.3f}")
     print(f"pruned vs. unpruned on {report['evaluation']['clips']} clips: PCC {comparison['pcc']:.3f} "
           f"SRCC {comparison['srcc']:.3f} RMSE {comparison['rmse']:.3f}")
+    curves = [("step", record["step"], record["finetune_curve"]) for record in report["steps"]]
+    if report["final_finetune"]:
+        curves.append(("final", "fine-tuning", report["final_finetune"]["finetune_curve"]))
+    for kind, name, curve in curves:
+        if curve:
+            print(f"{kind} {name}: PCC with the unpruned model along the fine-tuning: "
+                  + ", ".join(f"{point['pcc']:.3f} @ {point['step']}" for point in curve))
     print(f"wrote {args.output} and {args.output}/pruning_report.json")
     return 0
 
@@ -465,6 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="loss the importance refers to: distillation from the unpruned model, or human MOS")
     prune.add_argument("--calib-clips", type=int, default=64, help="calibration clips used (default 64)")
     prune.add_argument("--finetune-steps", type=int, default=300, help="distillation steps after each pruning step")
+    prune.add_argument("--final-finetune-steps", type=int, default=0,
+                       help="distillation steps after the last pruning step, on the final structure")
     prune.add_argument("--finetune-data", help="SPEC for the fine-tuning (default: the calibration SPEC)")
     prune.add_argument("--frame-weight", type=float, default=1.0,
                        help="weight of the fine-tuning's hidden-state target: the pruned head's hidden states "
@@ -472,6 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--eval-data", help="SPEC to compare pruned and unpruned on (default: --eval-clips clips of "
                        "the calibration SPEC held out from calibration and fine-tuning)")
     prune.add_argument("--eval-clips", type=int, default=64, help="clips held out when --eval-data is not given")
+    prune.add_argument("--eval-every", type=int, default=0,
+                       help="also compare with the unpruned model every N fine-tuning steps (curve in the report)")
     prune.add_argument("--group-size", type=_group_size, action="append", metavar="GROUP=N",
                        help="fix a unit group's final size, e.g. frontend.convs.1=32 (repeat); the parameter "
                        "target is met from the other groups")

@@ -296,8 +296,11 @@ def card_sections(facts: CheckpointFacts, rows: list[dict], repo_id: str, speed_
             f"{after['macs_per_second'] / 1e9:.2f} GMAC/s ({report['mac_ratio']:.1%})",
             f"- Method: {settings.get('method', 'n/a')} importance on `{report.get('calibration')}`, "
             f"{settings.get('steps', 'n/a')} steps, {settings.get('finetune_steps', 0)} distillation fine-tuning steps each"
+            + (f", then {settings['final_finetune_steps']} on the final structure"
+               if settings.get("final_finetune_steps") else "")
             + (f" (score and head hidden states, frame weight {settings['frame_weight']:g})"
-               if settings.get("frame_weight") and settings.get("finetune_steps") else ""),
+               if settings.get("frame_weight") and (settings.get("finetune_steps")
+                                                    or settings.get("final_finetune_steps")) else ""),
             f"- Units removed: {sum(len(r['removed_units']) for r in report.get('removed', {}).values()):,} in "
             f"{len(report.get('removed', {}))} groups (per layer in pruning_report.json)",
         ]

@@ -4,8 +4,9 @@ steps, and the report `hf-sqa prune` writes.
     targets: P0 > P1 > ... > Pk = target, geometric between the model's size and the target
     for each step:  importance (calibration clips)  ->  select units  ->  prune_model  ->  fine-tune
                     (DistillationTrainer, the unpruned model as online teacher)  ->  save step-k/
+    then:           a longer final fine-tune of the pruned model  ->  save final/
 
-A killed run resumes at the first step whose folder is not complete.
+A killed run resumes at the first stage whose folder is not complete.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import json
 import os
 import random
 import shutil
+import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -189,6 +192,7 @@ class PruningSettings:
     calib_clips: int = 64
     batch_size: int = 8
     finetune_steps: int = 0
+    final_finetune_steps: int = 0
     finetune_data: str | None = None
     frame_weight: float = 1.0
     learning_rate: float = 3e-4
@@ -196,6 +200,7 @@ class PruningSettings:
     seed: int = 0
     group_sizes: dict[str, int] | None = None
     eval_clips: int = 0
+    eval_every: int = 0
     recalibrate_batchnorm: bool = True
     freeze_batchnorm: bool = True
 
@@ -213,42 +218,89 @@ class StepRecord:
     parameters: int
     removed: dict[str, int] = field(default_factory=dict)
     finetune_loss: float | None = None
+    finetune_curve: list[dict] | None = None
     l0_final_distill: float | None = None
 
 
+@dataclass
+class FinetuneResult:
+    loss: float  # the last logged training loss
+    curve: list[dict] | None = None  # {"step", **agreement} at step 0, every `every` steps and the last
+
+
+def warmup_steps(steps: int) -> int:
+    """Linear warm-up of a fine-tuning run: a tenth of it, but at least 5 steps (all of a shorter run).
+    Without it a short run's first AdamW step, which moves every weight by about the full learning rate,
+    can wreck a pruned model (halved Distill-MOS, one step at 3e-4: held-out RMSE 0.52 -> 1.3)."""
+    return min(steps, max(steps // 10, 5))
+
+
+def _held_out_curve(measure: Callable[[MOSPreTrainedModel], dict], every: int, points: list[dict]):
+    """A TrainerCallback appending {"step", **measure(model)} to `points` before training, every `every`
+    steps and after the last (the model in eval mode meanwhile), and printing it to stderr: a long
+    fine-tuning shows its progress."""
+    from transformers import TrainerCallback
+
+    class HeldOutCurve(TrainerCallback):
+        def _measure(self, step, model):
+            was_training = model.training
+            model.eval()
+            with torch.no_grad():
+                points.append({"step": step, **measure(model)})
+            model.train(was_training)
+            print(f"fine-tuning step {step}: " + ", ".join(f"{key} {value:.4f}" for key, value in points[-1].items()
+                                                           if key != "step"), file=sys.stderr, flush=True)
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            self._measure(0, model)
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step % every == 0 or state.global_step == state.max_steps:
+                self._measure(state.global_step, model)
+
+    return HeldOutCurve()
+
+
 def finetune(model: MOSPreTrainedModel, teacher: MOSPreTrainedModel, data: str, steps: int,
-             settings: PruningSettings, output_dir: Path, exclude_ids: set[str] = frozenset()) -> float:
+             settings: PruningSettings, output_dir: Path, exclude_ids: set[str] = frozenset(),
+             measure: Callable[[MOSPreTrainedModel], dict] | None = None, seed: int | None = None) -> FinetuneResult:
     """Distillation fine-tuning of a pruned model from the unpruned one (online teacher) for `steps` steps
     on a SPEC, leaving out the examples in `exclude_ids` (held out for evaluation); BatchNorm statistics
     stay fixed when `settings.freeze_batchnorm`. With `settings.frame_weight` > 0 the pruned model's head
     hidden states are also matched to the unpruned model's, layer by layer (pruning keeps the head's
-    width, so they compare as they are). Returns the last logged training loss."""
+    width, so they compare as they are). With `measure` and `settings.eval_every` > 0, the result's curve
+    holds measure(model) (e.g. agreement on held-out clips) along the way. `seed` (default
+    `settings.seed`) sets the data order."""
     from transformers import PrinterCallback, TrainingArguments
 
     from ..training.distillation import DistillationTrainer
     from ..training.recipe import build_train_stream
 
+    seed = settings.seed if seed is None else seed
     args = TrainingArguments(
         output_dir=str(output_dir), max_steps=steps, per_device_train_batch_size=settings.batch_size,
-        learning_rate=settings.learning_rate, warmup_steps=max(steps // 10, 0), logging_steps=max(steps // 5, 1),
-        save_strategy="no", report_to=[], remove_unused_columns=False, seed=settings.seed,
+        learning_rate=settings.learning_rate, warmup_steps=warmup_steps(steps), logging_steps=max(steps // 5, 1),
+        save_strategy="no", report_to=[], remove_unused_columns=False, seed=seed,
         use_cpu=next(model.parameters()).device.type == "cpu", disable_tqdm=True,  # stay where --device put it
         accelerator_config={"dispatch_batches": False, "split_batches": False},
     )
-    stream = build_train_stream({"unlabelled": data}, seed=settings.seed)
+    stream = build_train_stream({"unlabelled": data}, seed=seed)
     if exclude_ids:
         stream = stream.filter(lambda example: example["id"] not in exclude_ids)
     trainer = DistillationTrainer(
         model=model, args=args, train_dataset=stream, teacher=teacher,
         freeze_batchnorm=settings.freeze_batchnorm,
         frame_teacher=teacher if settings.frame_weight > 0 else None, frame_weight=settings.frame_weight,
-        data_collator=MOSCollator(window_length=model.config.window_length, seed=settings.seed),
+        data_collator=MOSCollator(window_length=model.config.window_length, seed=seed),
     )
     trainer.remove_callback(PrinterCallback)  # the losses go into the pruning report instead
+    curve = [] if measure is not None and settings.eval_every > 0 else None
+    if curve is not None:
+        trainer.add_callback(_held_out_curve(measure, settings.eval_every, curve))
     trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     model.eval()
-    return float(losses[-1]) if losses else float("nan")
+    return FinetuneResult(float(losses[-1]) if losses else float("nan"), curve)
 
 
 def _unit_ids(model: MOSPreTrainedModel) -> dict[str, list[int]]:
@@ -264,16 +316,30 @@ def step_group_sizes(model: MOSPreTrainedModel, final: dict[str, int] | None, st
             for name, size in final.items()}
 
 
+def _save_stage(model: MOSPreTrainedModel, folder: Path, saved: dict) -> None:
+    """Write a finished stage's model and record; the folder appears only complete (a kill leaves at most
+    a .partial folder, which the rerun replaces)."""
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    (partial / "record.json").write_text(json.dumps(saved))
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+
+
 def prune(model: MOSPreTrainedModel, calib: str, settings: PruningSettings,
           work_dir: str | os.PathLike, reference: MOSPreTrainedModel | None = None,
-          calib_rows: list[int] | None = None, exclude_ids: set[str] = frozenset()) -> tuple[MOSPreTrainedModel, dict]:
-    """Iterative pruning of `model` (which is not changed) to `settings.target_params`.
+          calib_rows: list[int] | None = None, exclude_ids: set[str] = frozenset(),
+          measure: Callable[[MOSPreTrainedModel], dict] | None = None) -> tuple[MOSPreTrainedModel, dict]:
+    """Iterative pruning of `model` (which is not changed) to `settings.target_params`, then
+    `settings.final_finetune_steps` more fine-tuning of the result.
 
     `reference` is the unpruned model the importance and the fine-tuning distil from (default: `model`;
-    give the original when `model` is already pruned). Returns the pruned model and the schedule's record
-    (per step; which of `model`'s units were removed). Each finished step is saved under
-    work_dir/steps/step-K (model, unit ids, record), so a rerun with the same arguments continues after
-    the last finished step.
+    give the original when `model` is already pruned). `measure` (model -> metrics) is recorded along each
+    fine-tuning every `settings.eval_every` steps. Returns the pruned model and the schedule's record (per
+    step; which of `model`'s units were removed; the final fine-tuning). Each finished stage is saved under
+    work_dir/steps/ (step-K, final: model, unit ids, record), so a rerun with the same arguments continues
+    after the last finished stage.
     """
     reference = copy.deepcopy(reference if reference is not None else model).eval()
     reference.requires_grad_(False)
@@ -313,27 +379,43 @@ def prune(model: MOSPreTrainedModel, calib: str, settings: PruningSettings,
         if settings.recalibrate_batchnorm:
             recalibrate_batchnorm(current, batches)
         if settings.finetune_steps > 0:
-            record.finetune_loss = finetune(current, reference, settings.finetune_data or calib,
-                                            settings.finetune_steps, settings, done.with_name(f"trainer-{step}"),
-                                            exclude_ids=exclude_ids)
-        partial = done.with_name(done.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        current.save_pretrained(partial)
-        (partial / "record.json").write_text(json.dumps({"record": asdict(record), "unit_ids": unit_ids}))
-        shutil.rmtree(done, ignore_errors=True)
-        partial.rename(done)  # atomic: a step folder exists only complete
+            result = finetune(current, reference, settings.finetune_data or calib, settings.finetune_steps,
+                              settings, done.with_name(f"trainer-{step}"), exclude_ids=exclude_ids, measure=measure)
+            record.finetune_loss, record.finetune_curve = result.loss, result.curve
+        _save_stage(current, done, {"record": asdict(record), "unit_ids": unit_ids})
         records.append(record)
-    return current, {"steps": [asdict(r) for r in records], "unit_ids": unit_ids}
+    schedule = {"steps": [asdict(r) for r in records], "unit_ids": unit_ids}
+    if settings.final_finetune_steps > 0:
+        # the pruned structure settled, its weights get the longest fine-tuning (the steps' fine-tuning
+        # only repairs each cut before the next one)
+        done = steps_dir / "final"
+        if (done / "record.json").is_file():
+            final = json.loads((done / "record.json").read_text())["final"]
+            current = type(model).from_pretrained(done).to(next(model.parameters()).device).eval()
+        else:
+            result = finetune(current, reference, settings.finetune_data or calib, settings.final_finetune_steps,
+                              settings, steps_dir / "trainer-final", exclude_ids=exclude_ids, measure=measure,
+                              seed=settings.seed + 1)  # the steps' fine-tunings all read the data in one order
+            final = {"steps": settings.final_finetune_steps, "finetune_loss": result.loss,
+                     "finetune_curve": result.curve}
+            _save_stage(current, done, {"final": final})
+        schedule["final_finetune"] = final
+    return current, schedule
+
+
+def _evaluation_clips(spec: str, rows: list[int] | None) -> tuple[list[np.ndarray], np.ndarray]:
+    """A SPEC's clips (or the given rows of it) and their human MOS (NaN where it has none)."""
+    clips = spec_clips(spec)
+    if rows is None:
+        return clips.audios, clips.mos
+    return [clips.audios[i] for i in rows], clips.mos[rows]
 
 
 def compare_to_unpruned(pruned: MOSPreTrainedModel, unpruned: MOSPreTrainedModel, spec: str,
                         batch_size: int = 8, rows: list[int] | None = None) -> dict:
     """PCC / SRCC / KTAU / RMSE of the pruned model's scores against the unpruned model's on a SPEC's
     clips (or the given rows of it), and of both against human MOS where the SPEC has it."""
-    clips = spec_clips(spec)
-    audios, mos = clips.audios, clips.mos
-    if rows is not None:
-        audios, mos = [audios[i] for i in rows], mos[rows]
+    audios, mos = _evaluation_clips(spec, rows)
     ours = score(audios, model=pruned.eval(), sampling_rate=16000, batch_size=batch_size)
     theirs = score(audios, model=unpruned.eval(), sampling_rate=16000, batch_size=batch_size)
     report = {"data": spec, "clips": len(audios), "pruned_vs_unpruned": point_metrics(ours, theirs),
@@ -344,6 +426,21 @@ def compare_to_unpruned(pruned: MOSPreTrainedModel, unpruned: MOSPreTrainedModel
         report["pruned_vs_human"] = point_metrics(ours[labelled], mos[labelled])
         report["unpruned_vs_human"] = point_metrics(theirs[labelled], mos[labelled])
     return report
+
+
+def agreement_with(unpruned: MOSPreTrainedModel, spec: str, rows: list[int] | None = None,
+                   batch_size: int = 8) -> Callable[[MOSPreTrainedModel], dict]:
+    """A function model -> PCC / SRCC / RMSE of its scores against the unpruned model's on a SPEC's clips
+    (or the given rows of it); the unpruned model scores them once, here."""
+    audios, _ = _evaluation_clips(spec, rows)
+    theirs = score(audios, model=unpruned.eval(), sampling_rate=16000, batch_size=batch_size)
+
+    def measure(model: MOSPreTrainedModel) -> dict:
+        ours = score(audios, model=model, sampling_rate=16000, batch_size=batch_size)
+        metrics = point_metrics(ours, theirs)
+        return {key: metrics[key] for key in ("pcc", "srcc", "rmse")}
+
+    return measure
 
 
 def model_summary(model: MOSPreTrainedModel) -> dict:
@@ -378,8 +475,11 @@ def prune_checkpoint(model_name: str, calib: str, output_dir: str | os.PathLike,
         if eval_data in (calib, finetune_data):
             warnings.warn(f"--eval-data {eval_data} is also the calibration or fine-tuning data: the reported "
                           "agreement is measured on clips the pruning saw and overstates it on new audio")
+    measure = None
+    if settings.eval_every > 0:
+        measure = agreement_with(model, eval_data or calib, rows=eval_rows, batch_size=settings.batch_size)
     pruned, schedule = prune(model, calib, settings, output / "work", calib_rows=calib_rows,
-                             exclude_ids=eval_ids if finetune_data == calib else set())
+                             exclude_ids=eval_ids if finetune_data == calib else set(), measure=measure)
     pruned.save_pretrained(output)
     before, after = model_summary(model), model_summary(pruned)
     removed = {}
@@ -394,7 +494,7 @@ def prune_checkpoint(model_name: str, calib: str, output_dir: str | os.PathLike,
         "before": before, "after": after,
         "parameter_ratio": after["parameters"] / before["parameters"],
         "mac_ratio": after["macs_per_second"] / before["macs_per_second"],
-        "removed": removed, "steps": schedule["steps"],
+        "removed": removed, "steps": schedule["steps"], "final_finetune": schedule.get("final_finetune"),
         "evaluation": compare_to_unpruned(pruned, model, eval_data or calib, rows=eval_rows),
         "evaluation_data": eval_data or f"{len(eval_rows)} clips of {calib} held out from calibration and fine-tuning",
         "evaluated_on_training_data": eval_data is not None and eval_data in (calib, finetune_data),

@@ -34,10 +34,9 @@ nothing twice. Stages and outputs (WORK = data/student, RUNS = runs/student by d
 from __future__ import annotations
 
 import json
-import os
+import multiprocessing
 import shutil
-import subprocess
-import sys
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -55,6 +54,12 @@ METHODS = {
     "dense": dict(pruned_init=False, dense_weight=1.0, learning_rate=1e-3),
     "pruned": dict(pruned_init=True, dense_weight=1.0, learning_rate=3e-4),
 }
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one labelling process per core
 
 
 @dataclass(frozen=True)
@@ -161,16 +166,23 @@ class StudentPipeline:
                                   shard_size=500, progress=False, id_prefix=dset.id_prefix)
 
     def run_label(self) -> None:
-        """The teacher's labels, one process per core (`--num-shards`), bf16 on CPUs that have it."""
-        for split in (d.name for d in self.degradation_sets()):
-            jobs = [subprocess.Popen(
-                [sys.executable, "-m", "hf_sqa.cli", "pseudo-label", "--teacher", self.teacher,
-                 "--data", str(self.path("degraded", split)), "--output", str(self.path("labelled", split)),
-                 "--precision", "bf16", "--num-shards", str(self.processes), "--shard-index", str(index),
-                 "--shard-size", "250", "--quiet"],
-                env={**os.environ, "OMP_NUM_THREADS": "1"}) for index in range(self.processes)]
-            if any(job.wait() for job in jobs):
-                raise RuntimeError(f"pseudo-labelling {split} failed")
+        """The teacher's labels: one worker process per core (`num_shards`), one thread each, bf16 on CPUs
+        that have it. The workers live through all the splits, so each imports torch and loads the teacher
+        machinery once (a process per split cost ~10 s of start-up each: most of the smoke run's time)."""
+        from ..data.pseudo_label import pseudo_label
+
+        context = multiprocessing.get_context("spawn")  # no forked torch thread pools
+        with ProcessPoolExecutor(self.processes, mp_context=context, initializer=_one_thread) as workers:
+            for split in (d.name for d in self.degradation_sets()):
+                jobs = [workers.submit(pseudo_label, self.teacher, str(self.path("degraded", split)),
+                                       str(self.path("labelled", split)), shard_size=250, num_shards=self.processes,
+                                       shard_index=index, precision="bf16", progress=False)
+                        for index in range(self.processes)]
+                for job in jobs:
+                    try:
+                        job.result()
+                    except Exception as error:
+                        raise RuntimeError(f"pseudo-labelling {split} failed: {error}") from error
 
     def run_pack(self) -> None:
         for split in (d.name for d in self.degradation_sets()):

@@ -92,7 +92,7 @@ def test_teacher_card(labelled_folder, tmp_path):
 def test_pruned_card(tiny_checkpoint, labelled_folder, tmp_path):
     folder = tmp_path / "pruned"
     prune_checkpoint(str(tiny_checkpoint), str(labelled_folder), folder, target_ratio=0.6, steps=1, batch_size=4,
-                     finetune_steps=2)
+                     finetune_steps=2, final_finetune_steps=1)
     report, path = report_for(folder, labelled_folder, tmp_path)
     card = build_model_card(folder, "me/model", eval_report=path)
     metadata, text = check_card(card, report, str(folder), "mit", "pruned")
@@ -101,7 +101,8 @@ def test_pruned_card(tiny_checkpoint, labelled_folder, tmp_path):
     assert f"Pruned: {pruning['after']['parameters']:,} parameters ({pruning['parameter_ratio']:.1%})" in text
     assert f"Unpruned model: `{tiny_checkpoint}`" in text
     assert "Agreement with the unpruned model" in text
-    assert "2 distillation fine-tuning steps each (score and head hidden states, frame weight 1)" in text
+    assert ("2 distillation fine-tuning steps each, then 1 on the final structure (score and head hidden states, "
+            "frame weight 1)") in text
 
 
 def test_imported_card(distillmos_dir, labelled_folder, tmp_path):

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from huggingface_hub.errors import EntryNotFoundError
 
 import hf_sqa
 from hf_sqa.cli import main
@@ -120,7 +121,11 @@ def test_model_push_to_hub_uploads_weights_config_and_flat_code(tiny_checkpoint,
                 uploaded[operation.path_in_repo] = Path(operation.path_or_fileobj).read_bytes()
             return type("Commit", (), {"commit_url": "https://huggingface.co/me/tiny/commit/1"})()
 
+    def no_card_yet(repo_id, **kwargs):  # a new repo; offline, the real call retries for ~20 s first
+        raise EntryNotFoundError(f"{repo_id} has no README.md yet")
+
     monkeypatch.setattr(transformers_hub, "hf_api", lambda: FakeApi())
+    monkeypatch.setattr(transformers_hub.ModelCard, "load", no_card_yet)
     hf_sqa.load_model(str(tiny_checkpoint)).push_to_hub("me/tiny")
     assert CHECKPOINT_FILES - {"README.md"} <= set(uploaded)
     config = json.loads(uploaded["config.json"])

@@ -55,10 +55,15 @@ def test_step_targets_are_geometric_and_end_on_the_target():
 def test_prune_command_writes_a_loadable_checkpoint_and_a_report(tiny_checkpoint, calib_folder, tmp_path, capsys):
     out = tmp_path / "pruned"
     code = main(["prune", "--model", str(tiny_checkpoint), "--calib", str(calib_folder), "--output", str(out),
-                 "--target-ratio", "0.6", "--steps", "2", "--finetune-steps", "2", "--batch-size", "4"])
+                 "--target-ratio", "0.6", "--steps", "2", "--finetune-steps", "2", "--batch-size", "4",
+                 "--final-finetune-steps", "1", "--eval-every", "1"])
     assert code == 0
+    printed = capsys.readouterr().out
     # no --eval-data: a quarter of the 12 clips is held out from calibration and fine-tuning and evaluated on
-    assert "pruned vs. unpruned on 3 clips" in capsys.readouterr().out
+    assert "pruned vs. unpruned on 3 clips" in printed
+    # the agreement along every fine-tuning, on the same held-out clips
+    assert "step 1: PCC with the unpruned model along the fine-tuning: " in printed
+    assert "final fine-tuning: PCC with the unpruned model along the fine-tuning: " in printed
     report = json.loads((out / "pruning_report.json").read_text())
     assert not (out / "work").exists()  # the resumable step folders are gone once the run is complete
     pruned = ConvTransformerForMOSRegression.from_pretrained(out)
@@ -74,6 +79,9 @@ def test_prune_command_writes_a_loadable_checkpoint_and_a_report(tiny_checkpoint
         assert entry["after"] == report["after"]["structure"].get(name, 0)
     assert [s["step"] for s in report["steps"]] == [0, 1]
     assert all(np.isfinite(s["finetune_loss"]) for s in report["steps"])
+    assert [[point["step"] for point in s["finetune_curve"]] for s in report["steps"]] == [[0, 1, 2]] * 2
+    assert report["final_finetune"]["steps"] == 1
+    assert [point["step"] for point in report["final_finetune"]["finetune_curve"]] == [0, 1]
     evaluation = report["evaluation"]
     assert evaluation["clips"] == 3 and not report["evaluated_on_training_data"]
     assert set(evaluation) >= {"pruned_vs_unpruned", "pruned_vs_human", "unpruned_vs_human"}
@@ -83,7 +91,8 @@ def test_prune_command_writes_a_loadable_checkpoint_and_a_report(tiny_checkpoint
 def test_prune_command_with_l0_gates(tiny_checkpoint, calib_folder, tmp_path):
     out = tmp_path / "pruned-l0"
     assert main(["prune", "--model", str(tiny_checkpoint), "--calib", str(calib_folder), "--output", str(out),
-                 "--target-params", "3000", "--method", "l0", "--steps", "1", "--l0-steps", "5"]) == 0
+                 "--target-params", "3000", "--method", "l0", "--steps", "1", "--l0-steps", "5",
+                 "--finetune-steps", "2", "--final-finetune-steps", "0"]) == 0
     report = json.loads((out / "pruning_report.json").read_text())
     assert report["settings"]["method"] == "l0"
     assert report["after"]["parameters"] <= 3000
@@ -132,6 +141,53 @@ def test_a_killed_run_resumes_after_its_last_finished_step(student, calib_folder
     assert structure_of(resumed).sizes() == structure_of(uninterrupted).sizes()
     for (name, a), b in zip(resumed.state_dict().items(), uninterrupted.state_dict().values()):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)
+
+
+def test_short_fine_tuning_is_all_warm_up():
+    assert [schedule_module.warmup_steps(steps) for steps in (1, 3, 5, 50, 300, 1200)] == [1, 3, 5, 5, 30, 120]
+
+
+def test_final_fine_tuning_records_its_curve_and_resumes(student, calib_folder, tmp_path, monkeypatch, capsys):
+    settings = PruningSettings(target_params=int(0.6 * parameter_count(student)), steps=1, calib_clips=8,
+                               batch_size=4, finetune_steps=2, final_finetune_steps=3, eval_every=2)
+    measured = []
+
+    def measure(model):
+        assert not model.training  # measured as it will be used
+        measured.append(float(sum(p.sum() for p in model.parameters())))
+        return {"pcc": len(measured) / 10}
+
+    real_finetune = schedule_module.finetune
+
+    def killed_in_final_stage(*args, **kwargs):
+        if args[3] == settings.final_finetune_steps:
+            raise KeyboardInterrupt("killed")
+        return real_finetune(*args, **kwargs)
+
+    monkeypatch.setattr(schedule_module, "finetune", killed_in_final_stage)
+    with pytest.raises(KeyboardInterrupt):
+        prune(student, str(calib_folder), settings, tmp_path / "work", measure=measure)
+    steps = tmp_path / "work" / "steps"
+    assert (steps / "step-0" / "record.json").is_file() and not (steps / "final").exists()
+
+    calls = []
+    monkeypatch.setattr(schedule_module, "finetune", lambda *a, **k: calls.append(a[3]) or real_finetune(*a, **k))
+    pruned, record = prune(student, str(calib_folder), settings, tmp_path / "work", measure=measure)
+    assert calls == [3]  # the pruning step was reused; only the final fine-tuning ran
+    final = record["final_finetune"]
+    assert final["steps"] == 3 and np.isfinite(final["finetune_loss"])
+    assert [point["step"] for point in final["finetune_curve"]] == [0, 2, 3]
+    assert [point["step"] for point in record["steps"][0]["finetune_curve"]] == [0, 2]
+    assert "fine-tuning step 3: pcc" in capsys.readouterr().err
+    assert measured[-1] != measured[-3]  # the final fine-tuning moved the weights (from its step 0 to 3)
+    step_model = ConvTransformerForMOSRegression.from_pretrained(steps / "step-0")
+    assert structure_of(pruned).sizes() == structure_of(step_model).sizes()
+
+    calls.clear()
+    again, record_again = prune(student, str(calib_folder), settings, tmp_path / "work", measure=measure)
+    assert calls == [] and record_again["final_finetune"] == final  # a finished run is only loaded
+    for (name, a), b in zip(again.state_dict().items(), pruned.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=0, rtol=0, msg=name)
 
 
 @pytest.mark.parametrize("frame_weight", [0.0, 1.0])

@@ -154,6 +154,13 @@ def test_make_student_smoke_run_resumes_and_ships(small_teacher, tmp_path):
     assert stamps == {p: p.stat().st_mtime_ns for p in (tmp_path / "work" / "labelled").rglob("*.parquet")}
 
 
+def test_a_failed_labelling_names_its_split(tmp_path):
+    pipeline = StudentPipeline(work=str(tmp_path / "work"), runs=str(tmp_path / "runs"),
+                               teacher=str(tmp_path / "no-such-teacher"), processes=1)
+    with pytest.raises(RuntimeError, match="pseudo-labelling heldout failed: .*degraded/heldout: no such folder"):
+        pipeline.run(["label"])  # nothing degraded yet: the worker's own error, with the first split's name
+
+
 def test_packed_clips_round_trip_and_collate(small_teacher, tmp_path):
     from hf_sqa.data.pseudo_label import pseudo_label
 
