@@ -472,8 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="loss the importance refers to: distillation from the unpruned model, or human MOS")
     prune.add_argument("--calib-clips", type=int, default=64, help="calibration clips used (default 64)")
     prune.add_argument("--finetune-steps", type=int, default=300, help="distillation steps after each pruning step")
-    prune.add_argument("--final-finetune-steps", type=int, default=0,
-                       help="distillation steps after the last pruning step, on the final structure")
+    prune.add_argument("--final-finetune-steps", type=int, default=1200,
+                       help="distillation steps after the last pruning step, on the final structure (default 1200)")
     prune.add_argument("--finetune-data", help="SPEC for the fine-tuning (default: the calibration SPEC)")
     prune.add_argument("--frame-weight", type=float, default=1.0,
                        help="weight of the fine-tuning's hidden-state target: the pruned head's hidden states "
