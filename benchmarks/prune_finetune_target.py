@@ -21,7 +21,7 @@ import torch
 
 from hf_sqa.complexity import parameter_count
 from hf_sqa.data.specs import resolve
-from hf_sqa.pruning.schedule import PruningSettings, agreement_with, finetune
+from hf_sqa.pruning.schedule import PruningSettings, UnprunedAgreement, finetune
 from hf_sqa.scoring import load_model
 
 
@@ -43,7 +43,7 @@ def main() -> None:
     start = load_model(args.pruned).eval()
     count = len(resolve(args.heldout).with_format(None)["id"])
     rows = np.unique(np.linspace(0, count - 1, min(args.clips, count)).astype(int)).tolist()
-    measure = agreement_with(unpruned, args.heldout, rows=rows)  # PCC / SRCC / RMSE against the unpruned model
+    measure = UnprunedAgreement(unpruned, args.heldout, rows=rows)  # model -> PCC / SRCC / RMSE against it
     results = {"pruned": args.pruned, "model": args.model, "data": args.data, "heldout": args.heldout,
                "clips": len(rows), "steps": args.steps, "learning_rate": args.learning_rate, "start": measure(start)}
     print(f"start: PCC {results['start']['pcc']:.3f} SRCC {results['start']['srcc']:.3f}", flush=True)

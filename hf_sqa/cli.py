@@ -291,12 +291,12 @@ def cmd_prune(args) -> int:
           f"GMAC/s {before['macs_per_second'] / 1e9:.3f} -> {after['macs_per_second'] / 1e9:.3f}")
     print(f"pruned vs. unpruned on {report['evaluation']['clips']} clips: PCC {comparison['pcc']:.3f} "
           f"SRCC {comparison['srcc']:.3f} RMSE {comparison['rmse']:.3f}")
-    curves = [("step", record["step"], record["finetune_curve"]) for record in report["steps"]]
+    curves = [(f"step {record['step']}", record["finetune_curve"]) for record in report["steps"]]
     if report["final_finetune"]:
-        curves.append(("final", "fine-tuning", report["final_finetune"]["finetune_curve"]))
-    for kind, name, curve in curves:
+        curves.append(("final fine-tuning", report["final_finetune"]["finetune_curve"]))
+    for name, curve in curves:
         if curve:
-            print(f"{kind} {name}: PCC with the unpruned model along the fine-tuning: "
+            print(f"{name}: PCC with the unpruned model along the fine-tuning: "
                   + ", ".join(f"{point['pcc']:.3f} @ {point['step']}" for point in curve))
     print(f"wrote {args.output} and {args.output}/pruning_report.json")
     return 0

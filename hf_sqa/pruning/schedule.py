@@ -403,44 +403,45 @@ def prune(model: MOSPreTrainedModel, calib: str, settings: PruningSettings,
     return current, schedule
 
 
-def _evaluation_clips(spec: str, rows: list[int] | None) -> tuple[list[np.ndarray], np.ndarray]:
-    """A SPEC's clips (or the given rows of it) and their human MOS (NaN where it has none)."""
-    clips = spec_clips(spec)
-    if rows is None:
-        return clips.audios, clips.mos
-    return [clips.audios[i] for i in rows], clips.mos[rows]
+class UnprunedAgreement:
+    """The unpruned model's scores on a SPEC's clips (or the given rows of it), computed once, and a pruned
+    model compared with them: `report` (the pruning report's evaluation) and, as a `measure` for the
+    fine-tuning curve, calling it (PCC / SRCC / RMSE)."""
+
+    def __init__(self, unpruned: MOSPreTrainedModel, spec: str, rows: list[int] | None = None, batch_size: int = 8):
+        clips = spec_clips(spec)
+        self.spec, self.batch_size = spec, batch_size
+        self.audios, self.mos = clips.audios, clips.mos  # human MOS: NaN where the SPEC has none
+        if rows is not None:
+            self.audios, self.mos = [clips.audios[i] for i in rows], clips.mos[rows]
+        self.unpruned_scores = self._scores(unpruned)
+
+    def _scores(self, model: MOSPreTrainedModel) -> np.ndarray:
+        return score(self.audios, model=model.eval(), sampling_rate=16000, batch_size=self.batch_size)
+
+    def __call__(self, model: MOSPreTrainedModel) -> dict:
+        metrics = point_metrics(self._scores(model), self.unpruned_scores)
+        return {key: metrics[key] for key in ("pcc", "srcc", "rmse")}
+
+    def report(self, pruned: MOSPreTrainedModel) -> dict:
+        """PCC / SRCC / KTAU / RMSE of the pruned model against the unpruned one, and of both against human
+        MOS where the SPEC has it."""
+        ours, theirs = self._scores(pruned), self.unpruned_scores
+        report = {"data": self.spec, "clips": len(self.audios), "pruned_vs_unpruned": point_metrics(ours, theirs),
+                  # a collapsed model scores nearly a constant: its spread shows it where PCC is undefined
+                  "pruned_score_std": float(np.std(ours)), "unpruned_score_std": float(np.std(theirs))}
+        labelled = np.isfinite(self.mos)
+        if labelled.sum() >= 3:
+            report["pruned_vs_human"] = point_metrics(ours[labelled], self.mos[labelled])
+            report["unpruned_vs_human"] = point_metrics(theirs[labelled], self.mos[labelled])
+        return report
 
 
 def compare_to_unpruned(pruned: MOSPreTrainedModel, unpruned: MOSPreTrainedModel, spec: str,
                         batch_size: int = 8, rows: list[int] | None = None) -> dict:
     """PCC / SRCC / KTAU / RMSE of the pruned model's scores against the unpruned model's on a SPEC's
     clips (or the given rows of it), and of both against human MOS where the SPEC has it."""
-    audios, mos = _evaluation_clips(spec, rows)
-    ours = score(audios, model=pruned.eval(), sampling_rate=16000, batch_size=batch_size)
-    theirs = score(audios, model=unpruned.eval(), sampling_rate=16000, batch_size=batch_size)
-    report = {"data": spec, "clips": len(audios), "pruned_vs_unpruned": point_metrics(ours, theirs),
-              # a collapsed model scores nearly a constant: its spread shows it where PCC is undefined
-              "pruned_score_std": float(np.std(ours)), "unpruned_score_std": float(np.std(theirs))}
-    labelled = np.isfinite(mos)
-    if labelled.sum() >= 3:
-        report["pruned_vs_human"] = point_metrics(ours[labelled], mos[labelled])
-        report["unpruned_vs_human"] = point_metrics(theirs[labelled], mos[labelled])
-    return report
-
-
-def agreement_with(unpruned: MOSPreTrainedModel, spec: str, rows: list[int] | None = None,
-                   batch_size: int = 8) -> Callable[[MOSPreTrainedModel], dict]:
-    """A function model -> PCC / SRCC / RMSE of its scores against the unpruned model's on a SPEC's clips
-    (or the given rows of it); the unpruned model scores them once, here."""
-    audios, _ = _evaluation_clips(spec, rows)
-    theirs = score(audios, model=unpruned.eval(), sampling_rate=16000, batch_size=batch_size)
-
-    def measure(model: MOSPreTrainedModel) -> dict:
-        ours = score(audios, model=model, sampling_rate=16000, batch_size=batch_size)
-        metrics = point_metrics(ours, theirs)
-        return {key: metrics[key] for key in ("pcc", "srcc", "rmse")}
-
-    return measure
+    return UnprunedAgreement(unpruned, spec, rows, batch_size).report(pruned)
 
 
 def model_summary(model: MOSPreTrainedModel) -> dict:
@@ -475,11 +476,11 @@ def prune_checkpoint(model_name: str, calib: str, output_dir: str | os.PathLike,
         if eval_data in (calib, finetune_data):
             warnings.warn(f"--eval-data {eval_data} is also the calibration or fine-tuning data: the reported "
                           "agreement is measured on clips the pruning saw and overstates it on new audio")
-    measure = None
-    if settings.eval_every > 0:
-        measure = agreement_with(model, eval_data or calib, rows=eval_rows, batch_size=settings.batch_size)
+    # the unpruned model scores the evaluation clips once, for the curve and the report
+    agreement = UnprunedAgreement(model, eval_data or calib, rows=eval_rows, batch_size=settings.batch_size)
     pruned, schedule = prune(model, calib, settings, output / "work", calib_rows=calib_rows,
-                             exclude_ids=eval_ids if finetune_data == calib else set(), measure=measure)
+                             exclude_ids=eval_ids if finetune_data == calib else set(),
+                             measure=agreement if settings.eval_every > 0 else None)
     pruned.save_pretrained(output)
     before, after = model_summary(model), model_summary(pruned)
     removed = {}
@@ -495,7 +496,7 @@ def prune_checkpoint(model_name: str, calib: str, output_dir: str | os.PathLike,
         "parameter_ratio": after["parameters"] / before["parameters"],
         "mac_ratio": after["macs_per_second"] / before["macs_per_second"],
         "removed": removed, "steps": schedule["steps"], "final_finetune": schedule.get("final_finetune"),
-        "evaluation": compare_to_unpruned(pruned, model, eval_data or calib, rows=eval_rows),
+        "evaluation": agreement.report(pruned),
         "evaluation_data": eval_data or f"{len(eval_rows)} clips of {calib} held out from calibration and fine-tuning",
         "evaluated_on_training_data": eval_data is not None and eval_data in (calib, finetune_data),
         # this process's CPU time (all threads) and wall time, evaluation included; a resumed run counts
