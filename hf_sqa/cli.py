@@ -282,7 +282,8 @@ def cmd_prune(args) -> int:
         importance_loss=args.importance_loss, calib_clips=args.calib_clips, batch_size=args.batch_size,
         finetune_steps=args.finetune_steps, final_finetune_steps=args.final_finetune_steps,
         finetune_data=args.finetune_data, frame_weight=args.frame_weight, learning_rate=args.learning_rate,
-        l0_steps=args.l0_steps, seed=args.seed, eval_clips=args.eval_clips, eval_every=args.eval_every,
+        final_learning_rate=args.final_learning_rate, l0_steps=args.l0_steps, seed=args.seed,
+        eval_clips=args.eval_clips, eval_every=args.eval_every,
         group_sizes=dict(args.group_size) if args.group_size else None,
         recalibrate_batchnorm=not args.no_recalibrate_batchnorm, freeze_batchnorm=not args.train_batchnorm,
     )
@@ -290,7 +291,8 @@ def cmd_prune(args) -> int:
     print(f"parameters {before['parameters']:,} -> {after['parameters']:,} ({report['parameter_ratio']:.3f}); "
           f"GMAC/s {before['macs_per_second'] / 1e9:.3f} -> {after['macs_per_second'] / 1e9:.3f}")
     print(f"pruned vs. unpruned on {report['evaluation']['clips']} clips: PCC {comparison['pcc']:.3f} "
-          f"SRCC {comparison['srcc']:.3f} RMSE {comparison['rmse']:.3f}")
+          f"({comparison['pcc_ci_low']:.3f}, {comparison['pcc_ci_high']:.3f}) SRCC {comparison['srcc']:.3f} "
+          f"({comparison['srcc_ci_low']:.3f}, {comparison['srcc_ci_high']:.3f}) RMSE {comparison['rmse']:.3f}")
     curves = [(f"step {record['step']}", record["finetune_curve"]) for record in report["steps"]]
     if report["final_finetune"]:
         curves.append(("final fine-tuning", report["final_finetune"]["finetune_curve"]))
@@ -491,7 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--train-batchnorm", action="store_true",
                        help="let fine-tuning update BatchNorm statistics (default: fixed after recalibration)")
     prune.add_argument("--batch-size", type=int, default=8)
-    prune.add_argument("--learning-rate", type=float, default=3e-4, help="fine-tuning learning rate")
+    prune.add_argument("--learning-rate", type=float, default=3e-4, help="the steps' fine-tuning learning rate")
+    prune.add_argument("--final-learning-rate", type=float, default=1e-4,
+                       help="learning rate of the final structure's fine-tuning (default 1e-4)")
     prune.add_argument("--l0-steps", type=int, default=100, help="gate training steps per step of --method l0")
     prune.add_argument("--device", default=None)
     prune.add_argument("--seed", type=int, default=0)

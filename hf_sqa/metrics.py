@@ -66,6 +66,27 @@ def bootstrap_ci(predictions, targets, statistic: str, n_boot: int = 1000, level
     return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
 
 
+def paired_bootstrap_ci(predictions_a, predictions_b, targets, statistic: str, n_boot: int = 1000,
+                        level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """The difference of a correlation between two models scored on the same items, statistic(a) −
+    statistic(b), and its percentile bootstrap interval, both models resampled with the same items: much
+    narrower than comparing their separate intervals when their errors go together."""
+    a, t = _as_arrays(predictions_a, targets)
+    b, _ = _as_arrays(predictions_b, targets)
+    difference = _correlation(statistic, a, t) - _correlation(statistic, b, t)
+    if t.size < 3:
+        return difference, float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        index = rng.integers(0, t.size, t.size)
+        value = _correlation(statistic, a[index], t[index]) - _correlation(statistic, b[index], t[index])
+        if value == value:
+            values.append(value)
+    tail = (1 - level) / 2 * 100
+    return difference, float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+
+
 def system_level(predictions, targets, conditions) -> tuple[np.ndarray, np.ndarray, list]:
     """Per-condition means of predictions and targets, conditions in first-seen order."""
     p, t = _as_arrays(predictions, targets)

@@ -7,7 +7,8 @@ from scipy import stats
 from transformers import EvalPrediction
 
 from hf_sqa.cli import main
-from hf_sqa.metrics import EVALUATE_METRIC_PATH, bootstrap_ci, compute_metrics, mos_metrics, point_metrics, system_level
+from hf_sqa.metrics import (EVALUATE_METRIC_PATH, bootstrap_ci, compute_metrics, mos_metrics, paired_bootstrap_ci,
+                            point_metrics, system_level)
 from hf_sqa.testing import synthetic_speech, write_clip
 
 PRED = [3.1, 4.0, 2.0, 1.5, 4.4, 2.9, 3.3]
@@ -54,6 +55,23 @@ def test_bootstrap_intervals_cover_the_true_correlation():
         low, high = bootstrap_ci(x, y, "pcc", n_boot=300, seed=trial)
         covered += low <= rho <= high
     assert 0.85 <= covered / trials <= 1.0  # nominal 95 %
+
+
+def test_paired_bootstrap_separates_models_that_separate_intervals_cannot():
+    # two models sharing most of their error: their own 95 % intervals overlap, the paired one excludes 0
+    rng = np.random.default_rng(1)
+    truth = rng.standard_normal(300)
+    shared = 0.5 * rng.standard_normal(300)
+    better = truth + shared + 0.05 * rng.standard_normal(300)
+    worse = truth + shared + 0.25 * rng.standard_normal(300)
+    low_b, high_b = bootstrap_ci(better, truth, "pcc", n_boot=300)
+    low_w, high_w = bootstrap_ci(worse, truth, "pcc", n_boot=300)
+    assert low_b < high_w  # the separate intervals overlap
+    difference, low, high = paired_bootstrap_ci(better, worse, truth, "pcc", n_boot=300)
+    assert difference == pytest.approx(stats.pearsonr(better, truth)[0] - stats.pearsonr(worse, truth)[0])
+    assert 0 < low <= difference <= high
+    same, low_same, high_same = paired_bootstrap_ci(worse, worse, truth, "srcc", n_boot=50)
+    assert same == low_same == high_same == 0
 
 
 def test_trainer_compute_metrics_and_evaluate_module():

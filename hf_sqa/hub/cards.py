@@ -297,6 +297,7 @@ def card_sections(facts: CheckpointFacts, rows: list[dict], repo_id: str, speed_
             f"- Method: {settings.get('method', 'n/a')} importance on `{report.get('calibration')}`, "
             f"{settings.get('steps', 'n/a')} steps, {settings.get('finetune_steps', 0)} distillation fine-tuning steps each"
             + (f", then {settings['final_finetune_steps']} on the final structure"
+               + (f" at learning rate {settings['final_learning_rate']:g}" if settings.get("final_learning_rate") else "")
                if settings.get("final_finetune_steps") else "")
             + (f" (score and head hidden states, frame weight {settings['frame_weight']:g})"
                if settings.get("frame_weight") and (settings.get("finetune_steps")
@@ -306,8 +307,10 @@ def card_sections(facts: CheckpointFacts, rows: list[dict], repo_id: str, speed_
         ]
         if comparison:
             pruning.append(f"- Agreement with the unpruned model on `{report['evaluation']['data']}` "
-                           f"({report['evaluation']['clips']} clips): PCC {comparison['pcc']:.3f}, "
-                           f"SRCC {comparison['srcc']:.3f}, RMSE {comparison['rmse']:.3f}")
+                           f"({report['evaluation']['clips']} clips): PCC {comparison['pcc']:.3f}"
+                           + (f" (95 % CI {comparison['pcc_ci_low']:.3f}–{comparison['pcc_ci_high']:.3f})"
+                              if "pcc_ci_low" in comparison else "")  # reports before the CIs have none
+                           + f", SRCC {comparison['srcc']:.3f}, RMSE {comparison['rmse']:.3f}")
 
     usage = "\n".join([
         "## How to use", "",

@@ -92,7 +92,7 @@ def test_teacher_card(labelled_folder, tmp_path):
 def test_pruned_card(tiny_checkpoint, labelled_folder, tmp_path):
     folder = tmp_path / "pruned"
     prune_checkpoint(str(tiny_checkpoint), str(labelled_folder), folder, target_ratio=0.6, steps=1, batch_size=4,
-                     finetune_steps=2, final_finetune_steps=1)
+                     finetune_steps=2, final_finetune_steps=1, final_learning_rate=5e-5)
     report, path = report_for(folder, labelled_folder, tmp_path)
     card = build_model_card(folder, "me/model", eval_report=path)
     metadata, text = check_card(card, report, str(folder), "mit", "pruned")
@@ -100,9 +100,11 @@ def test_pruned_card(tiny_checkpoint, labelled_folder, tmp_path):
     assert "pruning" in metadata["tags"]
     assert f"Pruned: {pruning['after']['parameters']:,} parameters ({pruning['parameter_ratio']:.1%})" in text
     assert f"Unpruned model: `{tiny_checkpoint}`" in text
-    assert "Agreement with the unpruned model" in text
-    assert ("2 distillation fine-tuning steps each, then 1 on the final structure (score and head hidden states, "
-            "frame weight 1)") in text
+    comparison = pruning["evaluation"]["pruned_vs_unpruned"]
+    assert (f"clips): PCC {comparison['pcc']:.3f} (95 % CI {comparison['pcc_ci_low']:.3f}–"
+            f"{comparison['pcc_ci_high']:.3f}), SRCC") in text
+    assert ("2 distillation fine-tuning steps each, then 1 on the final structure at learning rate 5e-05 (score and "
+            "head hidden states, frame weight 1)") in text
 
 
 def test_imported_card(distillmos_dir, labelled_folder, tmp_path):

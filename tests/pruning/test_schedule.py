@@ -56,7 +56,7 @@ def test_prune_command_writes_a_loadable_checkpoint_and_a_report(tiny_checkpoint
     out = tmp_path / "pruned"
     code = main(["prune", "--model", str(tiny_checkpoint), "--calib", str(calib_folder), "--output", str(out),
                  "--target-ratio", "0.6", "--steps", "2", "--finetune-steps", "2", "--batch-size", "4",
-                 "--final-finetune-steps", "1", "--eval-every", "1"])
+                 "--final-finetune-steps", "1", "--final-learning-rate", "2e-4", "--eval-every", "1"])
     assert code == 0
     printed = capsys.readouterr().out
     # no --eval-data: a quarter of the 12 clips is held out from calibration and fine-tuning and evaluated on
@@ -80,12 +80,16 @@ def test_prune_command_writes_a_loadable_checkpoint_and_a_report(tiny_checkpoint
     assert [s["step"] for s in report["steps"]] == [0, 1]
     assert all(np.isfinite(s["finetune_loss"]) for s in report["steps"])
     assert [[point["step"] for point in s["finetune_curve"]] for s in report["steps"]] == [[0, 1, 2]] * 2
-    assert report["final_finetune"]["steps"] == 1
+    assert report["final_finetune"]["steps"] == 1 and report["final_finetune"]["learning_rate"] == 2e-4
     assert [point["step"] for point in report["final_finetune"]["finetune_curve"]] == [0, 1]
     evaluation = report["evaluation"]
     assert evaluation["clips"] == 3 and not report["evaluated_on_training_data"]
     assert set(evaluation) >= {"pruned_vs_unpruned", "pruned_vs_human", "unpruned_vs_human"}
-    assert -1 <= evaluation["pruned_vs_unpruned"]["pcc"] <= 1
+    comparison = evaluation["pruned_vs_unpruned"]
+    assert -1 <= comparison["pcc"] <= 1  # 95 % bootstrap CIs with it (on 3 clips, not informative)
+    assert -1 <= comparison["pcc_ci_low"] <= comparison["pcc_ci_high"] <= 1
+    assert -1 <= comparison["srcc_ci_low"] <= comparison["srcc_ci_high"] <= 1
+    assert f"({comparison['pcc_ci_low']:.3f}, {comparison['pcc_ci_high']:.3f})" in printed
 
 
 def test_prune_command_with_l0_gates(tiny_checkpoint, calib_folder, tmp_path):
@@ -187,6 +191,19 @@ def test_final_fine_tuning_records_its_curve_and_resumes(student, calib_folder, 
     again, record_again = prune(student, str(calib_folder), settings, tmp_path / "work", measure=measure)
     assert calls == [] and record_again["final_finetune"] == final  # a finished run is only loaded
     for (name, a), b in zip(again.state_dict().items(), pruned.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=0, rtol=0, msg=name)
+
+
+def test_final_fine_tuning_runs_at_its_own_learning_rate(student, calib_folder, tmp_path):
+    # the steps fine-tune at 3e-4, the final stage at 0: it must leave the last step's weights as they are
+    settings = PruningSettings(target_params=int(0.6 * parameter_count(student)), steps=1, calib_clips=8,
+                               batch_size=4, finetune_steps=2, final_finetune_steps=2, final_learning_rate=0.0)
+    pruned, record = prune(student, str(calib_folder), settings, tmp_path / "work")
+    assert record["final_finetune"]["learning_rate"] == 0.0
+    step_model = ConvTransformerForMOSRegression.from_pretrained(tmp_path / "work" / "steps" / "step-0")
+    assert any((a != b).any() for a, b in zip(step_model.state_dict().values(), student.state_dict().values())
+               if a.shape == b.shape)  # the step's own fine-tuning did move weights
+    for (name, a), b in zip(pruned.state_dict().items(), step_model.state_dict().values()):
         torch.testing.assert_close(a, b, atol=0, rtol=0, msg=name)
 
 
