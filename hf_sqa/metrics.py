@@ -49,21 +49,27 @@ def point_metrics(predictions, targets) -> dict[str, float]:
     return out
 
 
+def _percentile_interval(size: int, statistic_of, n_boot: int, level: float, seed: int) -> tuple[float, float]:
+    """Percentile bootstrap interval of statistic_of(index) over `n_boot` resamples of `size` items with
+    replacement; resamples where it is undefined (NaN: no variance) are skipped."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        value = statistic_of(rng.integers(0, size, size))
+        if value == value:
+            values.append(value)
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+
+
 def bootstrap_ci(predictions, targets, statistic: str, n_boot: int = 1000, level: float = 0.95,
                  seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of a correlation, resampling items with replacement."""
     p, t = _as_arrays(predictions, targets)
     if p.size < 3:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n_boot):
-        index = rng.integers(0, p.size, p.size)
-        value = _correlation(statistic, p[index], t[index])
-        if value == value:  # resamples without variance have no correlation: skip them
-            values.append(value)
-    tail = (1 - level) / 2 * 100
-    return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+    return _percentile_interval(p.size, lambda index: _correlation(statistic, p[index], t[index]),
+                                n_boot, level, seed)
 
 
 def paired_bootstrap_ci(predictions_a, predictions_b, targets, statistic: str, n_boot: int = 1000,
@@ -73,18 +79,14 @@ def paired_bootstrap_ci(predictions_a, predictions_b, targets, statistic: str, n
     narrower than comparing their separate intervals when their errors go together."""
     a, t = _as_arrays(predictions_a, targets)
     b, _ = _as_arrays(predictions_b, targets)
-    difference = _correlation(statistic, a, t) - _correlation(statistic, b, t)
+
+    def difference_of(index) -> float:
+        return _correlation(statistic, a[index], t[index]) - _correlation(statistic, b[index], t[index])
+
+    difference = difference_of(slice(None))
     if t.size < 3:
         return difference, float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n_boot):
-        index = rng.integers(0, t.size, t.size)
-        value = _correlation(statistic, a[index], t[index]) - _correlation(statistic, b[index], t[index])
-        if value == value:
-            values.append(value)
-    tail = (1 - level) / 2 * 100
-    return difference, float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+    return (difference, *_percentile_interval(t.size, difference_of, n_boot, level, seed))
 
 
 def system_level(predictions, targets, conditions) -> tuple[np.ndarray, np.ndarray, list]:
