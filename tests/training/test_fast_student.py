@@ -94,7 +94,8 @@ def test_make_student_smoke_run_resumes_and_ships(small_teacher, tmp_path):
         clean=str(_clean_folders(tmp_path / "clean")), noise=None, train_draws=2, heldout_draws=2, preset="tiny",
         mild_train_draws=1, mild_heldout_draws=1, voice_train_draws=1, mild_voice_train_draws=1, batch_size=4,
         compare_steps=2, final_steps=3, refine_steps=2, voice_steps=2,
-        eval_steps=1, eval_clips=12, prune_steps=1, prune_finetune_steps=1, human_data=None,
+        eval_steps=1, eval_clips=12, prune_steps=1, prune_finetune_steps=1, prune_final_steps=1, prune_frame_weight=1.0,
+        human_data=None,
         ship_to=str(tmp_path / "shipped"), ship_window_max_hop=32000,
     )
     stages = ["degrade", "label", "pack", "prune", "train", "refine", "voice", "ship"]
@@ -118,6 +119,9 @@ def test_make_student_smoke_run_resumes_and_ships(small_teacher, tmp_path):
     assert all(entry["step"] == 2 for entry in pipeline.comparison().values())
     pruned = json.loads((tmp_path / "runs" / "pruned-init" / "pruning_report.json").read_text())
     assert pruned["after"]["structure"]["frontend.convs.0"] == student_config("tiny").conv_channels[0]
+    assert pruned["final_finetune"]["steps"] == 1 and pruned["settings"]["frame_weight"] == 1.0
+    timed = [json.loads(line) for line in (tmp_path / "runs" / "stage_times.jsonl").read_text().splitlines()]
+    assert [t["stage"] for t in timed] == stages and all(t["wall_s"] >= 0 for t in timed)
     method = pipeline.chosen_method()
     stage_one = tmp_path / "runs" / (method if method == "pruned" else "final") / "final"
     refined = tmp_path / "runs" / "refined"
