@@ -87,6 +87,16 @@ def time_long(model: str, recording: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def short_labels(models: list[str]) -> dict[str, str]:
+    """Each model's name in the per-set tables: the shortest trailing part of its path that tells the models
+    apart (runs/a/shipped and runs/b/shipped -> a/shipped, b/shipped)."""
+    for depth in range(1, max(len(Path(m).parts) for m in models) + 1):
+        labels = {m: "/".join(Path(m).parts[-depth:]) for m in models}
+        if len(set(labels.values())) == len(models):
+            return labels
+    return {m: m for m in models}
+
+
 def time_short(model, clips: list[np.ndarray], repeats: int = 3) -> float:
     """x real time on the clips (batch 8), best of `repeats` after a warm-up."""
     hf_sqa.score(clips[:2], model=model, sampling_rate=16000)
@@ -143,6 +153,7 @@ def main() -> None:
             "long": time_long(name, recording) if name in long_models else None,
         }
     reference_speed = rows[args.models[0]]["rt_10s"]
+    label = short_labels(args.models)
     print(f"{'model':<34} {'params':>8} {'GMAC/s':>6} {'xRT 10s':>8} {'vs ref':>6} {'xRT 3s':>7} {'xRT 20min':>9} {'RSS MB':>7} "
           f"{'PCC/SRCC teacher (held-out)':>28} {'PCC human (95% CI)':>24}")
     for name, row in rows.items():
@@ -155,15 +166,15 @@ def main() -> None:
     # where the agreement with the teacher is lost: per held-out set, and per source (clean_id = split/source/clip)
     print("\nPCC / SRCC with the teacher per held-out set and source:")
     for held, spec in zip(held_sets, args.heldout):
-        values = "  ".join(f"{Path(m).name}: {rows[m]['teacher_per_set'][held]['pcc']:.3f} / "
-                           f"{rows[m]['teacher_per_set'][held]['srcc']:.3f}" for m in args.models[1:])
+        values = "  ".join(f"{label[m]}: {rows[m]['teacher_per_set'][held]['pcc']:.3f} / "
+                           f"{rows[m]['teacher_per_set'][held]['srcc']:.3f}" for m in args.models)
         print(f"  {held:<30} n={held_report[held][args.models[0]]['n']:>4}  {values}")
         sources = np.array([c.split("/")[1] for c in resolve(spec).with_format(None)["clean_id"]])
         scores = held_scores[held]
         for source in sorted(set(sources)):
             pick = sources == source
-            values = "  ".join(f"{Path(m).name}: {point_metrics(scores.predictions[m][pick], scores.targets[pick])['pcc']:.3f}"
-                               for m in args.models[1:])
+            values = "  ".join(f"{label[m]}: {point_metrics(scores.predictions[m][pick], scores.targets[pick])['pcc']:.3f}"
+                               for m in args.models)
             print(f"    {source:<28} n={int(pick.sum()):>4}  {values}")
     # and per clip length, all held-out sets together (a clip under 7.68 s is one zero-padded window)
     seconds = np.concatenate([clip_seconds(spec) for spec in args.heldout])
@@ -172,17 +183,17 @@ def main() -> None:
     for low, high in LENGTH_BANDS:
         pick = (seconds >= low) & (seconds < high)
         values = "  ".join(
-            f"{Path(m).name}: {point_metrics(np.concatenate([held_scores[h].predictions[m] for h in held_sets])[pick], targets[pick])['pcc']:.3f}"
-            for m in args.models[1:])
+            f"{label[m]}: {point_metrics(np.concatenate([held_scores[h].predictions[m] for h in held_sets])[pick], targets[pick])['pcc']:.3f}"
+            for m in args.models)
         print(f"  {low:>5.2f}-{high:<5.2f} s  n={int(pick.sum()):>4}  {values}")
     # on the human-rated set: does each student follow its teacher there, and where per condition
     rated = human_scores[human]
     reference = rated.predictions[args.models[0]]
     print(f"\n{human}: PCC with {args.models[0]}'s scores: " + "  ".join(
-        f"{Path(m).name}: {point_metrics(rated.predictions[m], reference)['pcc']:.3f}" for m in args.models[1:]))
+        f"{label[m]}: {point_metrics(rated.predictions[m], reference)['pcc']:.3f}" for m in args.models[1:]))
     if any(c is not None for c in rated.conditions):
         conditions = np.array([str(c) for c in rated.conditions])
-        print(f"  {'condition':<24} {'n':>3} {'human':>6} " + " ".join(f"{Path(m).name[:12]:>12}" for m in args.models))
+        print(f"  {'condition':<24} {'n':>3} {'human':>6} " + " ".join(f"{label[m][-12:]:>12}" for m in args.models))
         for condition in sorted(set(conditions), key=lambda c: -rated.targets[conditions == c].mean()):
             pick = conditions == condition
             print(f"  {condition:<24} {int(pick.sum()):>3} {rated.targets[pick].mean():>6.2f} "
