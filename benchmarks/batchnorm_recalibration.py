@@ -17,6 +17,7 @@ import torch
 from hf_sqa.metrics import point_metrics
 from hf_sqa.pruning.schedule import recalibrate_batchnorm
 from hf_sqa.scoring import load_model, score
+from hf_sqa.training.fast_student import spread_clip_rows
 from hf_sqa.training.packed import PackedClips, collate_clips
 
 
@@ -31,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     calib, held = PackedClips(args.calib), PackedClips(args.heldout)
-    rows = np.unique(np.linspace(0, len(held) - 1, args.clips).astype(int))
+    rows = spread_clip_rows(held, args.clips)
     audios = [held.clip(k) for k in rows]
     model = load_model(args.model).eval()
     before = np.asarray(score(audios, model=model, sampling_rate=16000, batch_size=8))

@@ -16,7 +16,7 @@ import torch
 
 from hf_sqa.metrics import point_metrics
 from hf_sqa.scoring import score
-from hf_sqa.training.fast_student import fast_student_from
+from hf_sqa.training.fast_student import fast_student_from, spread_clip_rows
 from hf_sqa.training.packed import PackedClips
 from student_table import LENGTH_BANDS
 
@@ -29,7 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     held = PackedClips(args.heldout)
-    rows = np.unique(np.linspace(0, len(held) - 1, args.clips).astype(int))  # as heldout_agreement picks them
+    rows = spread_clip_rows(held, args.clips)
     audios = [held.clip(k) for k in rows]
     seconds = np.array([len(a) / 16000 for a in audios])
     teacher = held.teacher_mos[rows]

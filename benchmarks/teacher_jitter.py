@@ -12,8 +12,8 @@ part of the label a student can learn), and with itself shifted.
     python benchmarks/teacher_jitter.py --heldout data/student/packed/heldout data/student/packed/heldout-mild \
         --models checkpoints/hf-sqa-fast --clips 400
 
-Clips spread over each packed set (as `heldout_agreement` picks them), 95 % bootstrap CIs; one run, 2
-threads, fp32; students score with the teacher's windows (hop <= 1 s), as they are trained.
+Clips spread over each packed set (`spread_clip_rows`, as the training runs' evaluations pick them), 95 %
+bootstrap CIs; one run, 2 threads, fp32; students score with the teacher's windows (hop <= 1 s), as they are trained.
 """
 
 from __future__ import annotations
@@ -26,13 +26,20 @@ import torch
 
 from hf_sqa.metrics import bootstrap_ci, point_metrics
 from hf_sqa.scoring import load_model, score
-from hf_sqa.training.fast_student import fast_student_from
+from hf_sqa.training.fast_student import fast_student_from, spread_clip_rows
 from hf_sqa.training.packed import PackedClips
 
+from student_table import LENGTH_BANDS
+
 SAMPLING_RATE = 16000
-# (label, clips) of each length band: short clips are scored zero-padded to a 7.68 s window by the teacher
-BANDS = (("all", lambda s: s > 0), ("< 3 s", lambda s: s < 3), ("3-7.68 s", lambda s: (s >= 3) & (s < 7.68)),
-         (">= 7.68 s", lambda s: s >= 7.68))
+
+
+def bands(seconds: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """(label, clips) of all clips and of each length band (a clip under 7.68 s is one zero-padded window)
+    with at least 3 clips."""
+    picks = [("all", np.ones(len(seconds), bool))] + [
+        (f"{low:g}-{high:g} s", (seconds >= low) & (seconds < high)) for low, high in LENGTH_BANDS]
+    return [(label, pick) for label, pick in picks if pick.sum() >= 3]
 
 
 def agreement(a: np.ndarray, b: np.ndarray) -> str:
@@ -61,8 +68,7 @@ def main() -> None:
     audios = []
     for folder in map(Path, args.heldout):
         held = PackedClips(folder)
-        rows = np.unique(np.linspace(0, len(held) - 1, min(args.clips, len(held))).astype(int))
-        audios += [held.clip(k) for k in rows]
+        audios += [held.clip(k) for k in spread_clip_rows(held, args.clips)]
     seconds = np.array([len(a) / SAMPLING_RATE for a in audios])
     shifts = [int(round(ms * SAMPLING_RATE / 1000)) for ms in args.shifts_ms]
     print(f"{len(audios)} clips of {', '.join(args.heldout)}; shifts {args.shifts_ms} ms = {shifts} samples")
@@ -75,8 +81,7 @@ def main() -> None:
     print(f"\nteacher against itself shifted: PCC (95 % CI) / SRCC, mean and 95th percentile |change| (MOS), "
           f"sqrt(PCC): the most a predictor that does not reproduce the jitter can reach")
     for ms, other in zip(args.shifts_ms, shifted):
-        for label, band in BANDS:
-            pick = band(seconds)
+        for label, pick in bands(seconds):
             change = np.abs(other[pick] - reference[pick])
             pcc = point_metrics(other[pick], reference[pick])["pcc"]
             print(f"  {ms:>5.1f} ms  {label:<10} n={pick.sum():>5}  {agreement(other[pick], reference[pick])}"
@@ -89,8 +94,7 @@ def main() -> None:
         ours_shifted = scores_of(model, audios, shifts[0])
         print(f"\n{name}: PCC (95 % CI) / SRCC with the teacher | with the teacher averaged over the shifts | "
               f"with itself shifted {args.shifts_ms[0]} ms")
-        for label, band in BANDS:
-            pick = band(seconds)
+        for label, pick in bands(seconds):
             print(f"  {label:<10} n={pick.sum():>5}  {agreement(ours[pick], reference[pick])} | "
                   f"{agreement(ours[pick], averaged[pick])} | {agreement(ours_shifted[pick], ours[pick])}")
 

@@ -66,10 +66,15 @@ def fast_config(preset: str = "fast", **overrides) -> FastMOSConfig:
     return as_fast_config(student_config(preset, **overrides))
 
 
+def spread_clip_rows(heldout: PackedClips, clips: int | None = None) -> np.ndarray:
+    """Indices of `clips` held-out clips (all when None) spread evenly over the set, so over every source."""
+    count = len(heldout) if clips is None else min(clips, len(heldout))
+    return np.unique(np.linspace(0, len(heldout) - 1, count).astype(int))
+
+
 def heldout_agreement(model, heldout: PackedClips, clips: int | None = None) -> dict:
     """PCC / SRCC / KTAU / RMSE of the model's clip scores against the teacher's on held-out packed clips."""
-    count = len(heldout) if clips is None else min(clips, len(heldout))
-    rows = np.unique(np.linspace(0, len(heldout) - 1, count).astype(int))  # spread over every source
+    rows = spread_clip_rows(heldout, clips)
     audios = [heldout.clip(k) for k in rows]
     was_training = model.training
     ours = score(audios, model=model.eval(), sampling_rate=16000, batch_size=8)

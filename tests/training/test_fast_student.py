@@ -11,7 +11,7 @@ from hf_sqa.complexity import parameter_count
 from hf_sqa.models import ConvTransformerForMOSRegression, FastMOSForMOSRegression, student_config
 from hf_sqa.testing import synthetic_speech, write_clip
 from hf_sqa.training.distillation import dense_window_losses, frame_losses
-from hf_sqa.training.fast_student import read_history
+from hf_sqa.training.fast_student import read_history, spread_clip_rows
 from hf_sqa.training.packed import PackedClips, collate_clips, pack_labelled
 from hf_sqa.training.student_pipeline import StudentPipeline
 
@@ -181,6 +181,17 @@ def test_packed_clips_round_trip_and_collate(small_teacher, tmp_path):
     assert batch["teacher_window_mos"].shape[0] == 3
     audio = packed.clip(0)
     assert audio.dtype == np.float32 and np.abs(audio).max() <= 1.0
+
+
+def test_spread_clip_rows_cover_the_set_evenly(small_teacher, tmp_path):
+    from hf_sqa.data.pseudo_label import pseudo_label
+
+    clean = _clean_folders(tmp_path / "clean", train=5, heldout=0) / "train"
+    pseudo_label(str(small_teacher), str(clean), tmp_path / "labelled", progress=False)
+    packed = PackedClips(pack_labelled(str(tmp_path / "labelled"), tmp_path / "packed", num_proc=1))
+    assert spread_clip_rows(packed).tolist() == [0, 1, 2, 3, 4]
+    assert spread_clip_rows(packed, 3).tolist() == [0, 2, 4]  # first, middle and last: every source
+    assert spread_clip_rows(packed, 50).tolist() == [0, 1, 2, 3, 4]  # no more than the set holds
 
 
 def test_head_only_training_keeps_the_front_end(small_teacher, tmp_path):
