@@ -1,0 +1,128 @@
+"""Where a student loses its teacher: on the clips it trained on, on new degradations of the speakers it
+trained on, or on speakers it never heard.
+
+Three tiers of teacher-labelled degraded speech, each with the default and the mild catalogue:
+
+    seen       the training sets themselves (clips trained on, several epochs)
+    new draws  the training speakers' clean clips degraded once more with other seeds (never trained on):
+               written, labelled by the teacher and packed here under WORK/new-draws on the first run
+    held out   the held-out speakers' sets (the floors' clips)
+
+A student that agrees with the teacher on its own clips but not on new draws has memorised clips; one that
+holds on new draws but not on held-out speakers has learnt its speakers, not quality. Per tier: PCC (95 %
+bootstrap CI) / SRCC per set, pooled and per source, and on the held-out tier the student's mean error per
+band of the teacher's score (a student that shrinks towards the middle of the scale on voices it does not know
+under-scores clean speech).
+
+    python benchmarks/generalisation_gap.py --models checkpoints/hf-sqa-fast runs/distillmos-fast
+
+Clips spread over each packed set (`spread_clip_rows`); one run, 2 threads, fp32; the models score with their
+own windowing rule (as `hf-sqa score` does).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+
+from hf_sqa.data.degrade import write_degraded_shards
+from hf_sqa.data.pseudo_label import pseudo_label
+from hf_sqa.data.specs import resolve
+from hf_sqa.metrics import bootstrap_ci, point_metrics
+from hf_sqa.scoring import load_model, score
+from hf_sqa.training.fast_student import spread_clip_rows
+from hf_sqa.training.packed import PackedClips, pack_labelled
+from hf_sqa.training.student_pipeline import DegradationSet, StudentPipeline
+
+from student_table import short_labels
+
+# the new draws: one degraded version of every training clip per catalogue, with seeds no pipeline set uses
+NEW_DRAW_SETS = [DegradationSet("train-new", "train", None, 1, 101, "new"),
+                 DegradationSet("train-mild-new", "train", "mild", 1, 103, "mildnew")]
+TEACHER_BANDS = [(1.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 5.0)]
+
+
+def new_draws(pipeline: StudentPipeline, folder: Path) -> list[Path]:
+    """New draws of the training clips, degraded, labelled by the teacher and packed under
+    folder/{degraded,labelled,packed}/<set> (each step skips what exists, so a killed run resumes); returns
+    the packed folders."""
+    noise = pipeline.noise if pipeline.noise and Path(pipeline.noise).is_dir() else None
+    clean = pipeline.clean_dir / "train"
+    clips = sum(1 for p in clean.rglob("*") if p.suffix in (".wav", ".flac"))
+    for dset in NEW_DRAW_SETS:
+        write_degraded_shards(str(clean), folder / "degraded" / dset.name, num=clips * dset.draws, noise=noise,
+                              catalogue=dset.catalogue_spec(), seed=dset.seed, num_proc=pipeline.processes,
+                              shard_size=500, progress=False, id_prefix=dset.id_prefix)
+        pseudo_label(pipeline.teacher, str(folder / "degraded" / dset.name), str(folder / "labelled" / dset.name),
+                     shard_size=500, precision="bf16", progress=False)
+        pack_labelled(str(folder / "labelled" / dset.name), folder / "packed" / dset.name,
+                      num_proc=pipeline.processes)
+    return [folder / "packed" / dset.name for dset in NEW_DRAW_SETS]
+
+
+def agreement(ours: np.ndarray, teacher: np.ndarray) -> str:
+    low, high = bootstrap_ci(ours, teacher, "pcc")
+    m = point_metrics(ours, teacher)
+    return f"{m['pcc']:.3f} ({low:.3f}-{high:.3f}) / {m['srcc']:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", required=True)
+    parser.add_argument("--work", default="data/student", help="make student's WORK folder")
+    parser.add_argument("--seen", nargs="+", default=["train", "train-mild"], help="training sets (WORK/packed/<set>)")
+    parser.add_argument("--heldout", nargs="+", default=["heldout", "heldout-mild"], help="held-out sets")
+    parser.add_argument("--clips", type=int, default=600, help="clips per set, spread over it")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    datasets.disable_progress_bars()  # writing the new draws: one line per shard otherwise
+
+    pipeline = StudentPipeline(work=args.work)
+    work = Path(args.work)
+    fresh = new_draws(pipeline, work / "new-draws")
+    tiers = {"seen": [work / "packed" / name for name in args.seen], "new draws": fresh,
+             "held out": [work / "packed" / name for name in args.heldout]}
+    labels = short_labels(args.models)
+    models = {name: load_model(name).eval() for name in args.models}
+    print(f"PCC (95 % CI) / SRCC with the teacher; {args.clips} clips per set, spread over it")
+    for tier, folders in tiers.items():
+        print(f"\n{tier}:")
+        pooled_scores = {name: [] for name in models}
+        pooled_teacher, pooled_sources = [], []
+        for folder in folders:
+            clips = PackedClips(folder)
+            rows = spread_clip_rows(clips, args.clips)
+            audios = [clips.clip(k) for k in rows]
+            teacher = clips.teacher_mos[rows]
+            # clean_id = "<split>/<source>/<clip>" in the labelled set beside the packed one (packing leaves
+            # out clips the teacher could not score, so rows are matched by id)
+            labelled = resolve(str(folder.parent.parent / "labelled" / folder.name)).with_format(None)
+            source_of = {i: c.split("/")[1] for i, c in zip(labelled["id"], labelled["clean_id"])}
+            sources = np.array([source_of[i] for i in clips.ids[rows]])
+            pooled_teacher.append(teacher)
+            pooled_sources.append(sources)
+            for name, model in models.items():
+                ours = np.asarray(score(audios, model=model, sampling_rate=16000, batch_size=8))
+                pooled_scores[name].append(ours)
+                print(f"  {folder.name:<16} n={len(rows):>4}  {labels[name]:<22} {agreement(ours, teacher)}")
+        teacher = np.concatenate(pooled_teacher)
+        sources = np.concatenate(pooled_sources)
+        for name in models:
+            ours = np.concatenate(pooled_scores[name])
+            print(f"  {'pooled':<16} n={len(teacher):>4}  {labels[name]:<22} {agreement(ours, teacher)}")
+            per_source = "  ".join(f"{s} {point_metrics(ours[sources == s], teacher[sources == s])['pcc']:.3f}"
+                                   for s in sorted(set(sources)) if (sources == s).sum() >= 3)
+            print(f"    by source: {per_source}")
+            if tier == "held out":
+                errors = "  ".join(
+                    f"{low:g}-{high:g}: {np.mean(ours[pick] - teacher[pick]):+.3f} (n={int(pick.sum())})"
+                    for low, high in TEACHER_BANDS if (pick := (teacher >= low) & (teacher < high)).sum())
+                print(f"    mean error by the teacher's score: {errors}")
+
+
+if __name__ == "__main__":
+    main()
