@@ -37,9 +37,15 @@ The teacher is either online (a model given to the trainer: eval mode, no gradie
 device, run on exactly the student's input crop; its window scores are the dense target) or offline (a `teacher_mos` column, from
 `hf-sqa pseudo-label`; needs `remove_unused_columns=False`). Both loss terms are logged as
 `loss_teacher` and `loss_human` (means over the examples that have them since the last log).
+
+`last_complete_checkpoint` is the checkpoint every training entry point resumes from after a kill.
 """
 
 from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
 
 import torch
 from transformers import Trainer
@@ -206,3 +212,18 @@ class DistillationTrainer(Trainer):
                     logs[name] = round(total / count, 6)
             self._term_sums = {name: [0.0, 0] for name in self._term_sums}
         super().log(logs, *args, **kwargs)
+
+
+def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The newest checkpoint of a Trainer run in `output_dir` that a resume can load, or None. The Trainer
+    writes trainer_state.json last, so a checkpoint without a readable one was cut short by a kill: its
+    folder exists, or even the file, not yet complete (a kill during that write leaves a truncated JSON)."""
+    def complete(folder: Path) -> bool:
+        try:
+            json.loads((folder / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return True
+
+    checkpoints = [p for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and complete(p)]
+    return str(max(checkpoints, key=lambda p: int(p.name.split("-")[-1]))) if checkpoints else None

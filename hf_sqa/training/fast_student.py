@@ -37,7 +37,7 @@ from transformers import TrainerCallback, TrainingArguments, set_seed
 from ..metrics import point_metrics
 from ..models import ConvTransformerMOSConfig, FastMOSConfig, FastMOSForMOSRegression, student_config
 from ..scoring import score
-from .distillation import DistillationTrainer
+from .distillation import DistillationTrainer, last_complete_checkpoint
 from .packed import PackedClips, collate_clips
 
 
@@ -222,9 +222,7 @@ def _run_folder(output_dir, seed: int, resume: bool) -> tuple[Path, Path | None,
     if (final / "training_recipe.yaml").is_file():
         return output, final, None
     set_seed(seed)
-    checkpoints = sorted((p for p in output.glob("checkpoint-*") if (p / "trainer_state.json").is_file()),
-                         key=lambda p: int(p.name.split("-")[-1]))
-    return output, None, str(checkpoints[-1]) if resume and checkpoints else None
+    return output, None, last_complete_checkpoint(output) if resume else None
 
 
 def train_fast_student(

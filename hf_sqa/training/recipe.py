@@ -38,7 +38,7 @@ from ..metrics import compute_metrics
 from ..models import ConvTransformerForMOSRegression, XLSRForMOSRegression, student_config
 from ..scoring import load_model
 from .collator import MOSCollator
-from .distillation import DistillationTrainer
+from .distillation import DistillationTrainer, last_complete_checkpoint
 from .teacher import add_lora, merge_lora
 
 TRAIN_FEATURES = Features({"id": Value("string"), "audio": List(Value("float32")), "mos": Value("float32"),
@@ -133,7 +133,7 @@ def run_recipe(recipe: dict, resume: bool = False) -> tuple[dict, DistillationTr
         alpha=float(recipe.get("alpha", 0.5)), distillation_loss=recipe.get("loss", "mse"),
         compute_metrics=compute_metrics,
     )
-    last = _last_checkpoint(output) if resume else None
+    last = last_complete_checkpoint(output) if resume else None
     trainer.train(resume_from_checkpoint=last)
     final = merge_lora(model) if is_lora else model
     report = {}
@@ -145,14 +145,6 @@ def run_recipe(recipe: dict, resume: bool = False) -> tuple[dict, DistillationTr
             report, _ = evaluate_models([str(output / "final")], recipe["eval"], n_boot=200)
             write_report(report, output / "report.json")
     return report, trainer
-
-
-def _last_checkpoint(output: Path) -> str | None:
-    """The newest complete checkpoint: the Trainer writes trainer_state.json last, so a checkpoint folder
-    without it was cut short by a kill."""
-    checkpoints = [p for p in output.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-    checkpoints.sort(key=lambda p: int(p.name.split("-")[-1]))
-    return str(checkpoints[-1]) if checkpoints else None
 
 
 def parse_overrides(items: list[str], parser) -> dict:

@@ -8,6 +8,7 @@ from transformers import TrainingArguments
 from hf_sqa.models import ConvTransformerForMOSRegression
 from hf_sqa.testing import synthetic_speech, tiny_student_config
 from hf_sqa.training import DistillationTrainer, MOSCollator, distillation_example_losses
+from hf_sqa.training.distillation import last_complete_checkpoint
 
 NAN = float("nan")
 
@@ -203,3 +204,18 @@ def test_frame_target_of_another_width_needs_projections(tmp_path):
         trainer.compute_loss(student, dict(batch))
     with pytest.raises(ValueError, match="needs a frame_teacher"):
         DistillationTrainer(model=student, args=_args(tmp_path), frame_weight=1.0)
+
+
+def test_last_complete_checkpoint_skips_checkpoints_a_kill_cut_short(tmp_path):
+    assert last_complete_checkpoint(tmp_path) is None
+    for step, state in [(2, '{"global_step": 2}'), (10, '{"global_step": 10}'), (12, '{"global_st'), (14, None)]:
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"weights")
+        if state is not None:  # 12: killed while writing its state; 14: before
+            (folder / "trainer_state.json").write_text(state)
+    # the newest readable one, by step number (checkpoint-10 after checkpoint-2)
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
+    (tmp_path / "checkpoint-10" / "trainer_state.json").write_text("")
+    assert last_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-2")
+
