@@ -29,16 +29,15 @@ import datasets
 import numpy as np
 import torch
 
-from hf_sqa.data.degrade import write_degraded_shards
-from hf_sqa.data.pseudo_label import pseudo_label
 from hf_sqa.data.specs import resolve
-from hf_sqa.metrics import bootstrap_ci, point_metrics
+from hf_sqa.metrics import point_metrics
 from hf_sqa.scoring import load_model, score
 from hf_sqa.training.fast_student import spread_clip_rows
-from hf_sqa.training.packed import PackedClips, pack_labelled
+from hf_sqa.training.packed import PackedClips
 from hf_sqa.training.student_pipeline import DegradationSet, StudentPipeline
 
 from student_table import short_labels
+from teacher_jitter import agreement
 
 # the new draws: one degraded version of every training clip per catalogue, with seeds no pipeline set uses
 NEW_DRAW_SETS = [DegradationSet("train-new", "train", None, 1, 101, "new"),
@@ -46,28 +45,22 @@ NEW_DRAW_SETS = [DegradationSet("train-new", "train", None, 1, 101, "new"),
 TEACHER_BANDS = [(1.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 5.0)]
 
 
-def new_draws(pipeline: StudentPipeline, folder: Path) -> list[Path]:
-    """New draws of the training clips, degraded, labelled by the teacher and packed under
-    folder/{degraded,labelled,packed}/<set> (each step skips what exists, so a killed run resumes); returns
-    the packed folders."""
-    noise = pipeline.noise if pipeline.noise and Path(pipeline.noise).is_dir() else None
-    clean = pipeline.clean_dir / "train"
-    clips = sum(1 for p in clean.rglob("*") if p.suffix in (".wav", ".flac"))
-    for dset in NEW_DRAW_SETS:
-        write_degraded_shards(str(clean), folder / "degraded" / dset.name, num=clips * dset.draws, noise=noise,
-                              catalogue=dset.catalogue_spec(), seed=dset.seed, num_proc=pipeline.processes,
-                              shard_size=500, progress=False, id_prefix=dset.id_prefix)
-        pseudo_label(pipeline.teacher, str(folder / "degraded" / dset.name), str(folder / "labelled" / dset.name),
-                     shard_size=500, precision="bf16", progress=False)
-        pack_labelled(str(folder / "labelled" / dset.name), folder / "packed" / dset.name,
-                      num_proc=pipeline.processes)
-    return [folder / "packed" / dset.name for dset in NEW_DRAW_SETS]
+class NewDraws(StudentPipeline):
+    """`make student`'s degrade, label and pack stages for the new draws only, in their own WORK folder."""
+
+    def degradation_sets(self) -> list[DegradationSet]:
+        return NEW_DRAW_SETS
 
 
-def agreement(ours: np.ndarray, teacher: np.ndarray) -> str:
-    low, high = bootstrap_ci(ours, teacher, "pcc")
-    m = point_metrics(ours, teacher)
-    return f"{m['pcc']:.3f} ({low:.3f}-{high:.3f}) / {m['srcc']:.3f}"
+def new_draws(work: Path) -> list[Path]:
+    """New draws of the clean training clips in WORK/clean, degraded, labelled by the teacher and packed
+    under WORK/new-draws/{degraded,labelled,packed}/<set> by the pipeline's own stages (a killed run
+    resumes); returns the packed folders."""
+    draws = NewDraws(work=str(work / "new-draws"), clean=str(work / "clean"))
+    draws.run_degrade()
+    draws.run_label()
+    draws.run_pack()
+    return [draws.path("packed", dset.name) for dset in NEW_DRAW_SETS]
 
 
 def main() -> None:
@@ -81,9 +74,8 @@ def main() -> None:
     torch.set_num_threads(2)
     datasets.disable_progress_bars()  # writing the new draws: one line per shard otherwise
 
-    pipeline = StudentPipeline(work=args.work)
     work = Path(args.work)
-    fresh = new_draws(pipeline, work / "new-draws")
+    fresh = new_draws(work)
     tiers = {"seen": [work / "packed" / name for name in args.seen], "new draws": fresh,
              "held out": [work / "packed" / name for name in args.heldout]}
     labels = short_labels(args.models)
