@@ -23,6 +23,7 @@ own windowing rule (as `hf-sqa score` does).
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
@@ -45,22 +46,25 @@ NEW_DRAW_SETS = [DegradationSet("train-new", "train", None, 1, 101, "new"),
 TEACHER_BANDS = [(1.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 5.0)]
 
 
-class NewDraws(StudentPipeline):
-    """`make student`'s degrade, label and pack stages for the new draws only, in their own WORK folder."""
+@dataclass
+class SetsOnly(StudentPipeline):
+    """`make student`'s degrade, label and pack stages for `sets` only, in their own WORK folder."""
+
+    sets: list[DegradationSet] = field(default_factory=list)
 
     def degradation_sets(self) -> list[DegradationSet]:
-        return NEW_DRAW_SETS
+        return self.sets
 
 
-def new_draws(work: Path) -> list[Path]:
-    """New draws of the clean training clips in WORK/clean, degraded, labelled by the teacher and packed
-    under WORK/new-draws/{degraded,labelled,packed}/<set> by the pipeline's own stages (a killed run
-    resumes); returns the packed folders."""
-    draws = NewDraws(work=str(work / "new-draws"), clean=str(work / "clean"))
-    draws.run_degrade()
-    draws.run_label()
-    draws.run_pack()
-    return [draws.path("packed", dset.name) for dset in NEW_DRAW_SETS]
+def pack_sets(sets: list[DegradationSet], work: Path, clean: Path) -> list[Path]:
+    """`sets` of the clean speech in CLEAN (train/, heldout/), degraded, labelled by the teacher and packed
+    under WORK/{degraded,labelled,packed}/<set> by the pipeline's own stages (a killed run resumes);
+    returns the packed folders."""
+    stages = SetsOnly(work=str(work), clean=str(clean), sets=list(sets))
+    stages.run_degrade()
+    stages.run_label()
+    stages.run_pack()
+    return [stages.path("packed", dset.name) for dset in sets]
 
 
 def main() -> None:
@@ -75,7 +79,7 @@ def main() -> None:
     datasets.disable_progress_bars()  # writing the new draws: one line per shard otherwise
 
     work = Path(args.work)
-    fresh = new_draws(work)
+    fresh = pack_sets(NEW_DRAW_SETS, work / "new-draws", work / "clean")
     tiers = {"seen": [work / "packed" / name for name in args.seen], "new draws": fresh,
              "held out": [work / "packed" / name for name in args.heldout]}
     labels = short_labels(args.models)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import random
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +36,12 @@ import soxr
 import torch
 
 from hf_sqa.audio import load_audio
-from hf_sqa.metrics import bootstrap_ci, paired_bootstrap_ci, point_metrics
+from hf_sqa.metrics import mos_metrics, paired_bootstrap_ci
 from hf_sqa.scoring import load_model, score
-from hf_sqa.training.fast_student import train_fast_student
 from hf_sqa.training.packed import PackedClips
-from hf_sqa.training.student_pipeline import METHODS, DegradationSet, StudentPipeline
+from hf_sqa.training.student_pipeline import DegradationSet, StudentPipeline
+
+from generalisation_gap import pack_sets
 
 SAMPLING_RATE = 16000
 HELD_OUT_LANGUAGE = "ru"
@@ -124,16 +124,6 @@ def write_short_crops(clean_train: Path, output: Path, seed: int = 0) -> None:
             sf.write(crop_path, samples[start : start + length], SAMPLING_RATE, subtype="PCM_16")
 
 
-@dataclass
-class LeverSets(StudentPipeline):
-    """`make student`'s degrade, label and pack stages for one source's sets, in their own WORK folder."""
-
-    sets: list[DegradationSet] = field(default_factory=list)
-
-    def degradation_sets(self) -> list[DegradationSet]:
-        return self.sets
-
-
 def lever_data(source: str, work: Path) -> list[Path]:
     """The source's clean clips (written once: a folder that exists is kept), degraded, labelled and packed
     under WORK/voice-levers/<source>; returns the packed folders."""
@@ -146,11 +136,7 @@ def lever_data(source: str, work: Path) -> list[Path]:
         else:
             write_short_crops(work / "clean" / "train", partial)
         partial.rename(clean_train)
-    stages = LeverSets(work=str(root), clean=str(root / "clean"), sets=SOURCES[source])
-    stages.run_degrade()
-    stages.run_label()
-    stages.run_pack()
-    return [stages.path("packed", dset.name) for dset in stages.sets]
+    return pack_sets(SOURCES[source], root, root / "clean")
 
 
 def main() -> None:
@@ -169,12 +155,8 @@ def main() -> None:
     models = {"voice stage as run": control}
     for source in SOURCES:
         extra = lever_data(source, Path(args.work))
-        models[f"+ {source}"] = train_fast_student(
-            pipeline.packed("train") + extra, pipeline.packed("heldout"), Path(args.output) / source,
-            init=str(refined), max_steps=pipeline.voice_steps, batch_size=pipeline.batch_size,
-            learning_rate=pipeline.voice_learning_rate, dense_weight=METHODS["pruned"]["dense_weight"],
-            freeze_batchnorm=True, eval_steps=pipeline.eval_steps, eval_clips=pipeline.eval_clips,
-            description={"method": f"voice stage + {source}"})
+        models[f"+ {source}"] = pipeline.train_voice_stage(pipeline.packed("train") + extra,
+                                                            Path(args.output) / source, f"voice stage + {source}")
 
     held = PackedClips(pipeline.packed("heldout"))
     audios = [held.clip(k) for k in range(len(held))]
@@ -183,10 +165,10 @@ def main() -> None:
     print(f"all {len(held)} held-out clips (both catalogues), with the teacher; PCC / SRCC (95 % CI)")
     base = scores["voice stage as run"]
     for name, ours in scores.items():
-        line = f"  {name:<20}"
-        for statistic in ("pcc", "srcc"):
-            low, high = bootstrap_ci(ours, held.teacher_mos, statistic)
-            line += f"  {statistic.upper()} {point_metrics(ours, held.teacher_mos)[statistic]:.4f} ({low:.3f}-{high:.3f})"
+        metrics = mos_metrics(ours, held.teacher_mos)
+        line = f"  {name:<20}" + "".join(
+            f"  {statistic.upper()} {metrics[statistic]:.4f} ({metrics[f'{statistic}_ci_low']:.3f}-"
+            f"{metrics[f'{statistic}_ci_high']:.3f})" for statistic in ("pcc", "srcc"))
         if ours is not base:
             for statistic in ("pcc", "srcc"):
                 difference, low, high = paired_bootstrap_ci(ours, base, held.teacher_mos, statistic)

@@ -276,15 +276,19 @@ class StudentPipeline:
     def run_voice(self) -> Path:
         """The refined model trained on for `voice_steps` on every training set, voice-perturbed included
         (fixed BatchNorm statistics, as in the refinement)."""
-        refined = self.run_refine()
         if not self.voice_steps or not (self.voice_train_draws or self.mild_voice_train_draws):
-            return refined
+            return self.run_refine()
+        return self.train_voice_stage(self.packed("train"), Path(self.runs) / "voice",
+                                      "refined student + voice-perturbed training sets")
+
+    def train_voice_stage(self, train: list[Path], output: Path, method: str) -> Path:
+        """The voice stage's training (from the refined model, its steps and schedule) on packed sets `train`
+        into `output`: the stage itself, or a variant of it on other data."""
         return train_fast_student(
-            self.packed("train"), self.packed("heldout"), Path(self.runs) / "voice", init=str(refined),
+            train, self.packed("heldout"), output, init=str(self.run_refine()),
             max_steps=self.voice_steps, batch_size=self.batch_size, learning_rate=self.voice_learning_rate,
             dense_weight=METHODS[self.chosen_method()]["dense_weight"], freeze_batchnorm=True,
-            eval_steps=self.eval_steps, eval_clips=self.eval_clips,
-            description={"method": "refined student + voice-perturbed training sets"},
+            eval_steps=self.eval_steps, eval_clips=self.eval_clips, description={"method": method},
         )
 
     def run_ship(self) -> Path:
