@@ -153,8 +153,14 @@ def main() -> None:
         if not (needed / "training_recipe.yaml").is_file():
             raise FileNotFoundError(f"{needed}: run `make student` first (this compares with its voice stage)")
     models = {"voice stage as run": control}
+    stage_clips = len(PackedClips(pipeline.packed("train")))
     for source in SOURCES:
         extra = lever_data(source, Path(args.work))
+        clean = sorted((Path(args.work) / "voice-levers" / source / "clean" / "train").rglob("*.wav"))
+        degraded = len(PackedClips(extra))
+        print(f"{source}: {len(clean)} clean clips ({sum(sf.info(p).duration for p in clean) / 60:.1f} min) in "
+              f"{len({p.parent.name for p in clean})} source folders, "
+              f"{degraded} degraded clips, {degraded / (degraded + stage_clips):.0%} of the stage's clips")
         models[f"+ {source}"] = pipeline.train_voice_stage(pipeline.packed("train") + extra,
                                                             Path(args.output) / source, f"voice stage + {source}")
 
