@@ -106,6 +106,9 @@ class StudentPipeline:
     mild_voice_train_draws: int = 1
     processes: int = 2
     preset: str = "fast"
+    # the conv widths the teacher is pruned to (None: the preset's). The parameter target stays the preset's
+    # count, so narrower convs leave more of it to the head's attention heads and feed-forward units
+    conv_channels: tuple[int, ...] | None = None
     batch_size: int = 16
     compare_steps: int = 200
     final_steps: int = 1500
@@ -211,7 +214,10 @@ class StudentPipeline:
             return output
         student = fast_config(self.preset)
         target = parameter_count(FastMOSForMOSRegression(student))
-        sizes = {f"frontend.convs.{k}": c for k, c in enumerate(student.conv_channels)}
+        widths = self.conv_channels or student.conv_channels
+        if len(widths) != len(student.conv_channels):
+            raise ValueError(f"conv_channels needs {len(student.conv_channels)} widths, got {list(widths)}")
+        sizes = {f"frontend.convs.{k}": c for k, c in enumerate(widths)}
         prune_checkpoint(self.teacher, str(self.path("labelled", "train")), output, target_params=target,
                          eval_data=str(self.path("labelled", "heldout")), steps=self.prune_steps,
                          finetune_steps=self.prune_finetune_steps, final_finetune_steps=self.prune_final_steps,

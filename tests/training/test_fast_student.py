@@ -11,7 +11,7 @@ from hf_sqa.complexity import parameter_count
 from hf_sqa.models import ConvTransformerForMOSRegression, FastMOSForMOSRegression, student_config
 from hf_sqa.testing import synthetic_speech, write_clip
 from hf_sqa.training.distillation import dense_window_losses, frame_losses
-from hf_sqa.training.fast_student import read_history, spread_clip_rows
+from hf_sqa.training.fast_student import fast_config, read_history, spread_clip_rows
 from hf_sqa.training.packed import PackedClips, collate_clips, pack_labelled
 from hf_sqa.training.student_pipeline import StudentPipeline
 
@@ -156,6 +156,23 @@ def test_make_student_smoke_run_resumes_and_ships(small_teacher, tmp_path):
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "work" / "labelled").rglob("*.parquet")}
     pipeline.run(stages)
     assert stamps == {p: p.stat().st_mtime_ns for p in (tmp_path / "work" / "labelled").rglob("*.parquet")}
+
+
+def test_prune_stage_spends_the_presets_count_on_other_conv_widths(small_teacher, tmp_path):
+    """conv_channels: the teacher pruned to other conv widths, the head pruned to the preset's parameter count."""
+    pipeline = StudentPipeline(
+        work=str(tmp_path / "work"), runs=str(tmp_path / "runs"), teacher=str(small_teacher),
+        clean=str(_clean_folders(tmp_path / "clean", train=4, heldout=2)), noise=None, train_draws=1,
+        heldout_draws=1, mild_train_draws=0, voice_train_draws=0, mild_voice_train_draws=0, preset="tiny",
+        prune_steps=1, prune_finetune_steps=1, conv_channels=(8, 16, 16, 32, 32, 32), processes=1,
+    )
+    pipeline.run(["degrade", "label", "prune"])
+    pruned = FastMOSForMOSRegression.from_pretrained(tmp_path / "runs" / "pruned-init")
+    assert pruned.config.conv_channels == [8, 16, 16, 32, 32, 32]
+    preset_count = parameter_count(FastMOSForMOSRegression(fast_config("tiny")))
+    assert preset_count * 0.9 < parameter_count(pruned) <= preset_count  # the head kept what the convs gave up
+    with pytest.raises(ValueError, match="conv_channels needs 6 widths, got \\[8, 16\\]"):
+        StudentPipeline(runs=str(tmp_path / "other"), preset="tiny", conv_channels=(8, 16)).run(["prune"])
 
 
 def test_a_failed_labelling_names_its_split(tmp_path):
