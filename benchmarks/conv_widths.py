@@ -7,7 +7,8 @@ For each `--widths` variant this runs `make student`'s own stages (`StudentPipel
 prune, then the `pruned` method's run, and the refinement and voice stage when asked) under
 OUTPUT/<widths>, resumable, on the data of `make student` (WORK), and compares every stage's model with the
 same stage of `make student`'s runs (RUNS): parameters, how they split between conv stack and head, GMAC per
-second of audio (shipped window hop), x real time on 10 s clips (measured in this run, fp32), and PCC /
+second of audio (shipped window hop), x real time on 10 s clips (measured in this run, fp32), training
+examples/s (`make student`'s step: batch 16, bf16 conv stack; 10 steps after one of warm-up), and PCC /
 SRCC (95 % bootstrap CIs) with the teacher on every held-out clip of both catalogues (scored with the
 teacher's windows, as in training) with the paired difference from RUNS' model of that stage:
 
@@ -33,13 +34,17 @@ from hf_sqa.scoring import load_model, score
 from hf_sqa.training.packed import PackedClips
 from hf_sqa.training.student_pipeline import StudentPipeline
 
+from training_speed import batches_after, step_rate
+
 SAMPLING_RATE = 16000
 # stage -> the model it leaves (under a pipeline's RUNS)
 STAGE_MODELS = {"train": "pruned/final", "refine": "refined/final", "voice": "voice/final"}
 
 
-def describe(path: Path, shipped_hop: int | None) -> str:
-    """Parameters (conv stack / head), GMAC per second of audio at the shipped hop, x real time on 10 s."""
+def describe(path: Path, shipped_hop: int | None, train: list[Path]) -> str:
+    """Parameters (conv stack / head), GMAC per second of audio at the shipped hop, x real time on 10 s,
+    training examples/s on `train`."""
+    training = step_rate(load_model(str(path)), batches_after(train, 16), steps=10, batch_size=16, bf16=True)
     model = load_model(str(path)).eval()
     if shipped_hop:
         model.config.window_max_hop = shipped_hop
@@ -48,7 +53,8 @@ def describe(path: Path, shipped_hop: int | None) -> str:
     ffn = sum(model.config.head_layer_ffn_sizes or [])
     return (f"{parameter_count(model) / 1e6:.3f} M params (conv {conv / 1e6:.3f} M, head {heads} attention "
             f"heads, {ffn} FFN units), {macs_per_second(model) / 1e9:.2f} GMAC/s, "
-            f"{realtime_factor(model):.0f}x real time on 10 s clips")
+            f"{realtime_factor(model):.0f}x real time on 10 s clips, {training['examples_per_s']:.1f} training "
+            f"examples/s")
 
 
 def main() -> None:
@@ -84,7 +90,7 @@ def main() -> None:
         print(f"stage {stage} ({STAGE_MODELS[stage]})")
         reference_scores = None
         for name, path in models.items():
-            print(f"  {name}: {describe(path, base.ship_window_max_hop)}")
+            print(f"  {name}: {describe(path, base.ship_window_max_hop, base.packed('train', voice=False)[0])}")
             ours = np.asarray(score(audios, model=load_model(str(path)).eval(), sampling_rate=SAMPLING_RATE,
                                     batch_size=8))
             metrics = mos_metrics(ours, held.teacher_mos)
