@@ -14,10 +14,10 @@ teacher's windows, as in training) with the paired difference from RUNS' model o
 
     python benchmarks/conv_widths.py --widths 32,32,64,96,96,96 --stages prune train
 
-One run, 2 threads. Each variant costs what its stages cost in `make student`, more for wider convs (on 2
-idle cores: pruning 7-10 min, the `pruned` run 25 min at the preset's widths, 34 min narrower, 40 min at
-40,40,80,144,144,144; refinement ~30 min and voice stage ~17 min at the preset's widths); evaluation
-~1.5 min per model.
+One run, 2 threads. Each variant costs what its stages cost in `make student` (on 2 idle cores: pruning
+7-10 min, the `pruned` run 25 min, refinement 30 min, voice stage 17 min; the two variants above, whose
+training steps take about as long as the preset's, took 41 and 50 min for pruning and run on a day the
+machine ran ~1.6x slower); the evaluation ~1.5 min per model.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ SAMPLING_RATE = 16000
 STAGE_MODELS = {"train": "pruned/final", "refine": "refined/final", "voice": "voice/final"}
 
 
-def describe(path: Path, shipped_hop: int | None, train: list[Path]) -> str:
+def describe(path: Path, shipped_hop: int | None, train: Path) -> str:
     """Parameters (conv stack / head), GMAC per second of audio at the shipped hop, x real time on 10 s,
     training examples/s on `train`."""
     training = step_rate(load_model(str(path)), batches_after(train, 16), steps=10, batch_size=16, bf16=True)
