@@ -29,12 +29,13 @@ import numpy as np
 import torch
 
 from hf_sqa.complexity import macs_per_second, parameter_count, realtime_factor
-from hf_sqa.metrics import mos_metrics, paired_bootstrap_ci
+from hf_sqa.metrics import compare_with_first
 from hf_sqa.scoring import load_model, score
 from hf_sqa.training.packed import PackedClips
 from hf_sqa.training.student_pipeline import StudentPipeline
 
 from training_speed import batches_after, step_rate
+from voice_levers import agreement_line
 
 SAMPLING_RATE = 16000
 # stage -> the model it leaves (under a pipeline's RUNS)
@@ -88,22 +89,13 @@ def main() -> None:
         models = {f"{args.runs} ({','.join(map(str, load_model(str(reference)).config.conv_channels))})": reference}
         models.update({f"conv {text}": Path(p.runs) / STAGE_MODELS[stage] for text, p in variants.items()})
         print(f"stage {stage} ({STAGE_MODELS[stage]})")
-        reference_scores = None
+        scores = {}
         for name, path in models.items():
             print(f"  {name}: {describe(path, base.ship_window_max_hop, base.packed('train', voice=False)[0])}")
-            ours = np.asarray(score(audios, model=load_model(str(path)).eval(), sampling_rate=SAMPLING_RATE,
-                                    batch_size=8))
-            metrics = mos_metrics(ours, held.teacher_mos)
-            line = "    " + "".join(
-                f"  {statistic.upper()} {metrics[statistic]:.4f} ({metrics[f'{statistic}_ci_low']:.3f}-"
-                f"{metrics[f'{statistic}_ci_high']:.3f})" for statistic in ("pcc", "srcc"))
-            if reference_scores is None:
-                reference_scores = ours
-            else:
-                for statistic in ("pcc", "srcc"):
-                    difference, low, high = paired_bootstrap_ci(ours, reference_scores, held.teacher_mos, statistic)
-                    line += f"  d{statistic.upper()} {difference:+.4f} ({low:+.3f}, {high:+.3f})"
-            print(line, flush=True)
+            scores[name] = np.asarray(score(audios, model=load_model(str(path)).eval(), sampling_rate=SAMPLING_RATE,
+                                            batch_size=8))
+        for name, (metrics, differences) in compare_with_first(scores, held.teacher_mos).items():
+            print(f"  {name}\n   {agreement_line(metrics, differences)}", flush=True)
 
 
 if __name__ == "__main__":

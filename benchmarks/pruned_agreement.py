@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from hf_sqa.metrics import mos_metrics, paired_bootstrap_ci
+from hf_sqa.metrics import compare_with_first
 from hf_sqa.pruning.schedule import UnprunedAgreement
 from hf_sqa.scoring import load_model
 
@@ -31,18 +31,14 @@ def main() -> None:
     agreement = UnprunedAgreement(load_model(args.model).eval(), args.heldout)  # the unpruned scores, once
     scores = {name: agreement.scores(load_model(name).eval()) for name in args.pruned}
     results = {"model": args.model, "heldout": args.heldout, "clips": len(agreement.unpruned_scores), "pruned": {}}
-    first = args.pruned[0]
-    for name, ours in scores.items():
-        metrics = mos_metrics(ours, agreement.unpruned_scores)
+    for name, (metrics, differences) in compare_with_first(scores, agreement.unpruned_scores).items():
         entry = {"agreement": metrics}
         line = (f"{name}: PCC {metrics['pcc']:.4f} ({metrics['pcc_ci_low']:.4f}, {metrics['pcc_ci_high']:.4f}) "
                 f"SRCC {metrics['srcc']:.4f} ({metrics['srcc_ci_low']:.4f}, {metrics['srcc_ci_high']:.4f}) "
                 f"RMSE {metrics['rmse']:.4f}")
-        if name != first:
-            for statistic in ("pcc", "srcc"):
-                difference, low, high = paired_bootstrap_ci(ours, scores[first], agreement.unpruned_scores, statistic)
-                entry[f"{statistic}_minus_first"] = {"difference": difference, "ci_low": low, "ci_high": high}
-                line += f"; {statistic.upper()} − first {difference:+.4f} ({low:+.4f}, {high:+.4f})"
+        for statistic, (difference, low, high) in differences.items():
+            entry[f"{statistic}_minus_first"] = {"difference": difference, "ci_low": low, "ci_high": high}
+            line += f"; {statistic.upper()} − first {difference:+.4f} ({low:+.4f}, {high:+.4f})"
         results["pruned"][name] = entry
         print(line, flush=True)
     print(f"({results['clips']} clips of {args.heldout}, against {args.model})")

@@ -36,7 +36,7 @@ import soxr
 import torch
 
 from hf_sqa.audio import load_audio
-from hf_sqa.metrics import mos_metrics, paired_bootstrap_ci
+from hf_sqa.metrics import compare_with_first
 from hf_sqa.scoring import load_model, score
 from hf_sqa.training.packed import PackedClips
 from hf_sqa.training.student_pipeline import DegradationSet, StudentPipeline
@@ -139,6 +139,16 @@ def lever_data(source: str, work: Path) -> list[Path]:
     return pack_sets(SOURCES[source], root, root / "clean")
 
 
+def agreement_line(metrics: dict, differences: dict) -> str:
+    """PCC / SRCC with their CIs and the paired differences from the first model (`compare_with_first`'s
+    pair): one line of this benchmark's (and conv_widths.py's) table."""
+    line = "".join(f"  {statistic.upper()} {metrics[statistic]:.4f} ({metrics[f'{statistic}_ci_low']:.3f}-"
+                   f"{metrics[f'{statistic}_ci_high']:.3f})" for statistic in ("pcc", "srcc"))
+    for statistic, (difference, low, high) in differences.items():
+        line += f"  d{statistic.upper()} {difference:+.4f} ({low:+.3f}, {high:+.3f})"
+    return line
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="data/student", help="make student's WORK folder")
@@ -169,17 +179,8 @@ def main() -> None:
     scores = {name: np.asarray(score(audios, model=load_model(path).eval(), sampling_rate=SAMPLING_RATE,
                                      batch_size=8)) for name, path in models.items()}
     print(f"all {len(held)} held-out clips (both catalogues), with the teacher; PCC / SRCC (95 % CI)")
-    base = scores["voice stage as run"]
-    for name, ours in scores.items():
-        metrics = mos_metrics(ours, held.teacher_mos)
-        line = f"  {name:<20}" + "".join(
-            f"  {statistic.upper()} {metrics[statistic]:.4f} ({metrics[f'{statistic}_ci_low']:.3f}-"
-            f"{metrics[f'{statistic}_ci_high']:.3f})" for statistic in ("pcc", "srcc"))
-        if ours is not base:
-            for statistic in ("pcc", "srcc"):
-                difference, low, high = paired_bootstrap_ci(ours, base, held.teacher_mos, statistic)
-                line += f"  d{statistic.upper()} {difference:+.4f} ({low:+.3f}, {high:+.3f})"
-        print(line)
+    for name, (metrics, differences) in compare_with_first(scores, held.teacher_mos).items():
+        print(f"  {name:<20}{agreement_line(metrics, differences)}")
 
 
 if __name__ == "__main__":

@@ -112,6 +112,18 @@ def mos_metrics(predictions, targets, conditions=None, n_boot: int = 1000, seed:
     return out
 
 
+def compare_with_first(predictions: dict, targets, n_boot: int = 1000, seed: int = 0) -> dict[str, tuple[dict, dict]]:
+    """Several models scored on the same items -> {name: (its `mos_metrics` against `targets`, its paired
+    differences from the first model (dicts keep their order): {"pcc" / "srcc": (difference, CI low, CI high)}
+    from `paired_bootstrap_ci`, empty for the first)}."""
+    first = next(iter(predictions))
+    return {name: (mos_metrics(ours, targets, n_boot=n_boot, seed=seed),
+                   {} if name == first else {statistic: paired_bootstrap_ci(ours, predictions[first], targets, statistic,
+                                                                            n_boot=n_boot, seed=seed)
+                                             for statistic in ("pcc", "srcc")})
+            for name, ours in predictions.items()}
+
+
 def compute_metrics(eval_prediction) -> dict[str, float]:
     """`transformers.Trainer` compute_metrics: the first prediction array is the model's `mos`."""
     predictions = eval_prediction.predictions

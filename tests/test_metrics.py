@@ -7,7 +7,7 @@ from scipy import stats
 from transformers import EvalPrediction
 
 from hf_sqa.cli import main
-from hf_sqa.metrics import (EVALUATE_METRIC_PATH, bootstrap_ci, compute_metrics, mos_metrics, paired_bootstrap_ci,
+from hf_sqa.metrics import (EVALUATE_METRIC_PATH, bootstrap_ci, compare_with_first, compute_metrics, mos_metrics, paired_bootstrap_ci,
                             point_metrics, system_level)
 from hf_sqa.testing import synthetic_speech, write_clip
 
@@ -72,6 +72,19 @@ def test_paired_bootstrap_separates_models_that_separate_intervals_cannot():
     assert 0 < low <= difference <= high
     same, low_same, high_same = paired_bootstrap_ci(worse, worse, truth, "srcc", n_boot=50)
     assert same == low_same == high_same == 0
+
+
+def test_compare_with_first_gives_each_models_metrics_and_paired_differences_from_the_first():
+    rng = np.random.default_rng(2)
+    truth = rng.standard_normal(200)
+    scores = {"first": truth + 0.3 * rng.standard_normal(200), "second": truth + 0.6 * rng.standard_normal(200)}
+    results = compare_with_first(scores, truth, n_boot=100)
+    assert list(results) == ["first", "second"] and results["first"][1] == {}
+    for name in scores:
+        assert results[name][0] == mos_metrics(scores[name], truth, n_boot=100)
+    assert results["second"][1] == {statistic: paired_bootstrap_ci(scores["second"], scores["first"], truth, statistic,
+                                                                    n_boot=100) for statistic in ("pcc", "srcc")}
+    assert results["second"][1]["pcc"][2] < 0  # the noisier model is worse, interval and all
 
 
 def test_trainer_compute_metrics_and_evaluate_module():
