@@ -10,11 +10,15 @@ Three tiers of teacher-labelled degraded speech, each with the default and the m
 
 A student that agrees with the teacher on its own clips but not on new draws has memorised clips; one that
 holds on new draws but not on held-out speakers has learnt its speakers, not quality. Per tier: PCC (95 %
-bootstrap CI) / SRCC per set, pooled and per source, and on the held-out tier the student's mean error per
-band of the teacher's score (a student that shrinks towards the middle of the scale on voices it does not know
-under-scores clean speech).
+bootstrap CI) / SRCC per set, pooled, per source and per clip length (the teacher zero-pads clips shorter
+than its 7.68 s window: is a short clip hard in itself, or only in a voice the student never heard?), and the
+mean error per band of the teacher's score (a student that shrinks towards the middle of the scale
+under-scores clean speech). With --human, a fourth tier out of the training domain: a human-rated SPEC
+(bvrnn_mushra: neural codecs, 2-3 s clips) scored by the teacher here, each model's PCC with those scores and
+with the human MOS (95 % CIs).
 
-    python benchmarks/generalisation_gap.py --models checkpoints/hf-sqa-fast runs/distillmos-fast
+    python benchmarks/generalisation_gap.py --models checkpoints/hf-sqa-fast runs/distillmos-fast \
+        --human ../shared/data/bvrnn_mushra
 
 Clips spread over each packed set (`spread_clip_rows`); one run, 2 threads, fp32; the models score with their
 own windowing rule (as `hf-sqa score` does).
@@ -31,6 +35,7 @@ import numpy as np
 import torch
 
 from hf_sqa.data.specs import resolve
+from hf_sqa.evaluation import spec_clips
 from hf_sqa.metrics import point_metrics
 from hf_sqa.scoring import load_model, score
 from hf_sqa.training.fast_student import spread_clip_rows
@@ -44,6 +49,7 @@ from teacher_jitter import agreement
 NEW_DRAW_SETS = [DegradationSet("train-new", "train", None, 1, 101, "new"),
                  DegradationSet("train-mild-new", "train", "mild", 1, 103, "mildnew")]
 TEACHER_BANDS = [(1.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 5.0)]
+LENGTH_BANDS = [(0.0, 3.0), (3.0, 7.68), (7.68, np.inf)]  # seconds: the window's length splits padded clips
 
 
 @dataclass
@@ -74,6 +80,7 @@ def main() -> None:
     parser.add_argument("--seen", nargs="+", default=["train", "train-mild"], help="training sets (WORK/packed/<set>)")
     parser.add_argument("--heldout", nargs="+", default=["heldout", "heldout-mild"], help="held-out sets")
     parser.add_argument("--clips", type=int, default=600, help="clips per set, spread over it")
+    parser.add_argument("--human", help="a SPEC with human MOS, scored by the teacher here (out-of-domain tier)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     datasets.disable_progress_bars()  # writing the new draws: one line per shard otherwise
@@ -88,7 +95,7 @@ def main() -> None:
     for tier, folders in tiers.items():
         print(f"\n{tier}:")
         pooled_scores = {name: [] for name in models}
-        pooled_teacher, pooled_sources = [], []
+        pooled_teacher, pooled_sources, pooled_seconds = [], [], []
         for folder in folders:
             clips = PackedClips(folder)
             rows = spread_clip_rows(clips, args.clips)
@@ -101,23 +108,42 @@ def main() -> None:
             sources = np.array([source_of[i] for i in clips.ids[rows]])
             pooled_teacher.append(teacher)
             pooled_sources.append(sources)
+            pooled_seconds.append((clips.ends[rows] - clips.starts[rows]) / 16000)
             for name, model in models.items():
                 ours = np.asarray(score(audios, model=model, sampling_rate=16000, batch_size=8))
                 pooled_scores[name].append(ours)
                 print(f"  {folder.name:<16} n={len(rows):>4}  {labels[name]:<22} {agreement(ours, teacher)}")
         teacher = np.concatenate(pooled_teacher)
         sources = np.concatenate(pooled_sources)
+        seconds = np.concatenate(pooled_seconds)
         for name in models:
             ours = np.concatenate(pooled_scores[name])
             print(f"  {'pooled':<16} n={len(teacher):>4}  {labels[name]:<22} {agreement(ours, teacher)}")
             per_source = "  ".join(f"{s} {point_metrics(ours[sources == s], teacher[sources == s])['pcc']:.3f}"
                                    for s in sorted(set(sources)) if (sources == s).sum() >= 3)
             print(f"    by source: {per_source}")
-            if tier == "held out":
-                errors = "  ".join(
-                    f"{low:g}-{high:g}: {np.mean(ours[pick] - teacher[pick]):+.3f} (n={int(pick.sum())})"
-                    for low, high in TEACHER_BANDS if (pick := (teacher >= low) & (teacher < high)).sum())
-                print(f"    mean error by the teacher's score: {errors}")
+            by_length = "  ".join(
+                f"{low:g}-{high:g} s: {point_metrics(ours[pick], teacher[pick])['pcc']:.3f} (n={int(pick.sum())})"
+                for low, high in LENGTH_BANDS if (pick := (seconds >= low) & (seconds < high)).sum() >= 3)
+            print(f"    PCC by clip length: {by_length}")
+            errors = "  ".join(
+                f"{low:g}-{high:g}: {np.mean(ours[pick] - teacher[pick]):+.3f} (n={int(pick.sum())})"
+                for low, high in TEACHER_BANDS if (pick := (teacher >= low) & (teacher < high)).sum())
+            print(f"    mean error by the teacher's score: {errors}")
+    if args.human:
+        human_rated_tier(args.human, models, labels)
+
+
+def human_rated_tier(spec: str, models: dict, labels: dict) -> None:
+    """Each model's PCC with the teacher's scores (computed here) and with the human MOS on a rated SPEC."""
+    rated = spec_clips(spec)
+    teacher = np.asarray(score(rated.audios, model="distillmos", sampling_rate=16000, batch_size=8))
+    print(f"\nhuman-rated, out of domain ({rated.corpus}, {len(rated.audios)} clips; the teacher's PCC with the "
+          f"human MOS: {agreement(teacher, rated.mos)}):")
+    for name, model in models.items():
+        ours = np.asarray(score(rated.audios, model=model, sampling_rate=16000, batch_size=8))
+        print(f"  {labels[name]:<22} with the teacher {agreement(ours, teacher)}   "
+              f"with human MOS {agreement(ours, rated.mos)}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""More voices in the fast student's voice stage: what two more sources of speech add on held-out speakers.
+"""More voices in the fast student's voice stage: what three more sources of speech add on held-out speakers.
 
 `make student`'s voice stage (the refined model trained on for `voice_steps` steps on every training set)
 run again with one more source in its training data, against the voice stage as `make student` ran it
@@ -10,22 +10,29 @@ run again with one more source in its training data, against the voice stage as 
   most 150 s per voice;
 * short-crops: 1-4 s crops of the LibriSpeech training clips (one from each third of a clip, when it fits):
   597 clips of the training's 251 LibriSpeech voices at the clip length where the student's held-out error
-  is largest (the held-out Asterisk prompts are short, the LibriSpeech pieces long).
+  is largest (the held-out Asterisk prompts are short, the LibriSpeech pieces long);
+* world: every recorded training clip (2,022, espeak-ng left out) resynthesised once by the WORLD vocoder
+  with its pitch and its spectral envelope moved independently (F0 x 0.7-1.45, formants x 0.88-1.14,
+  log-uniform): voices the speed perturbation cannot make, as it moves pitch and formants together.
 
 Each is degraded with both catalogues (klettres also speed-perturbed, as the voice stage's own sets),
 labelled by the teacher and packed by `make student`'s own stages under WORK/voice-levers/<source>
-(resumable). Needs klettres-data (`apt-get install klettres-data`) and `make student`'s runs. Prints PCC /
+(resumable). Needs klettres-data (`apt-get install klettres-data`), pyworld (`pip install pyworld
+'setuptools<81'`: it imports pkg_resources) and `make student`'s runs. Prints PCC /
 SRCC (95 % bootstrap CIs) with the teacher on all held-out clips of both catalogues, scored with the
-teacher's windows as in training, and each variant's paired difference from the voice stage as run:
+teacher's windows as in training, and each variant's paired difference from the voice stage as run; last,
+the "soup" of them all (their weights averaged: runs from one start, so one more model at no training cost):
 
     python benchmarks/voice_levers.py
 
-One run, 2 threads; about 1 h on 2 idle cores (two voice stages of 17 min, about 15 min of data).
+One run, 2 threads; about 1.5 h on 2 idle cores (three voice stages of 17-21 min, about 25 min of data).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import multiprocessing
 import random
 import subprocess
 from pathlib import Path
@@ -52,7 +59,14 @@ SOURCES = {
                  DegradationSet("train-kl-mild-voice", "train", "mild", 2, 53, "klmildvoice", voice=True)],
     "short-crops": [DegradationSet("train-short", "train", None, 3, 61, "short"),
                     DegradationSet("train-short-mild", "train", "mild", 1, 67, "shortmild")],
+    "world": [DegradationSet("train-world", "train", None, 1, 71, "world"),
+              DegradationSet("train-world-mild", "train", "mild", 1, 73, "worldmild")],
 }
+# WORLD voices: pitch and vocal-tract length moved independently (speed perturbation moves them together);
+# log-uniform, pitch up to about half an octave either way, formants up to 12-14 % (between men and women:
+# about an octave and 15-20 %)
+WORLD_F0_RATIO = (0.7, 1.45)
+WORLD_ENVELOPE_WARP = (0.88, 1.14)
 
 
 def trim_silence(samples: np.ndarray, floor_db: float = -35.0, frame: int = 320) -> np.ndarray:
@@ -124,6 +138,46 @@ def write_short_crops(clean_train: Path, output: Path, seed: int = 0) -> None:
             sf.write(crop_path, samples[start : start + length], SAMPLING_RATE, subtype="PCM_16")
 
 
+def world_voice(samples: np.ndarray, f0_ratio: float, envelope_warp: float) -> np.ndarray:
+    """`samples` (16 kHz) resynthesised by the WORLD vocoder with its F0 times `f0_ratio` and its spectral
+    envelope and aperiodicity stretched along frequency by `envelope_warp` (> 1: formants up, as from a
+    shorter vocal tract)."""
+    try:
+        import pyworld
+    except ImportError as error:  # a benchmark-only dependency
+        raise RuntimeError("the world source needs pyworld: pip install pyworld 'setuptools<81'") from error
+
+    signal = samples.astype(np.float64)
+    f0, times = pyworld.dio(signal, SAMPLING_RATE, frame_period=5.0)
+    f0 = pyworld.stonemask(signal, f0, times, SAMPLING_RATE)
+    envelope = pyworld.cheaptrick(signal, f0, times, SAMPLING_RATE)  # (frames, bins)
+    aperiodicity = pyworld.d4c(signal, f0, times, SAMPLING_RATE)
+    bins = np.arange(envelope.shape[1])
+    source_bins = np.clip(bins / envelope_warp, 0, bins[-1])  # new bin k reads the old envelope at k / warp
+    warped = [np.stack([np.interp(source_bins, bins, row) for row in frames]) for frames in (envelope, aperiodicity)]
+    voice = pyworld.synthesize(f0 * f0_ratio, *warped, SAMPLING_RATE, 5.0).astype(np.float32)[: len(samples)]
+    peak = np.abs(voice).max()
+    return voice * 0.99 / peak if peak > 0.99 else voice
+
+
+def _write_world_voice(job: tuple[Path, Path, float, float]) -> None:
+    path, target, f0_ratio, envelope_warp = job
+    target.parent.mkdir(parents=True, exist_ok=True)
+    voice = world_voice(load_audio(path, min_duration=0.0).samples, f0_ratio, envelope_warp)
+    sf.write(target, voice, SAMPLING_RATE, subtype="PCM_16")
+
+
+def write_world_voices(clean_train: Path, output: Path, seed: int = 0, processes: int = 2) -> None:
+    """OUTPUT/world-<source>/<clip>.wav: every recorded training clip (espeak-ng left out) once as a WORLD
+    voice with a seeded F0 ratio and envelope warp (`WORLD_F0_RATIO`, `WORLD_ENVELOPE_WARP`)."""
+    rng = random.Random(seed)
+    jobs = [(path, output / f"world-{path.parent.name}" / path.name,
+             float(np.exp(rng.uniform(*np.log(WORLD_F0_RATIO)))), float(np.exp(rng.uniform(*np.log(WORLD_ENVELOPE_WARP)))))
+            for path in sorted(clean_train.glob("*/*.wav")) if path.parent.name != "espeak"]
+    with multiprocessing.Pool(processes) as pool:
+        pool.map(_write_world_voice, jobs, chunksize=16)
+
+
 def lever_data(source: str, work: Path) -> list[Path]:
     """The source's clean clips (written once: a folder that exists is kept), degraded, labelled and packed
     under WORK/voice-levers/<source>; returns the packed folders."""
@@ -133,6 +187,8 @@ def lever_data(source: str, work: Path) -> list[Path]:
         partial = root / "clean" / "train.partial"
         if source == "klettres":
             write_klettres_clips(partial)
+        elif source == "world":
+            write_world_voices(work / "clean" / "train", partial)
         else:
             write_short_crops(work / "clean" / "train", partial)
         partial.rename(clean_train)
@@ -147,6 +203,17 @@ def agreement_line(metrics: dict, differences: dict) -> str:
     for statistic, (difference, low, high) in differences.items():
         line += f"  d{statistic.upper()} {difference:+.4f} ({low:+.3f}, {high:+.3f})"
     return line
+
+
+def weight_average(models: list[torch.nn.Module]) -> torch.nn.Module:
+    """A "model soup": the first model with every floating-point tensor of its state (weights and BatchNorm
+    statistics) replaced by the mean over `models`, which must share one architecture (here: runs from one
+    start, so their weights lie in one basin and their mean is a model of its own)."""
+    states = [model.state_dict() for model in models]
+    soup = copy.deepcopy(models[0])
+    soup.load_state_dict({key: torch.stack([state[key].double() for state in states]).mean(0).to(value.dtype)
+                          if value.is_floating_point() else value for key, value in states[0].items()})
+    return soup.eval()
 
 
 def main() -> None:
@@ -174,10 +241,12 @@ def main() -> None:
         models[f"+ {source}"] = pipeline.train_voice_stage(pipeline.packed("train") + extra,
                                                             Path(args.output) / source, f"voice stage + {source}")
 
+    loaded = {name: load_model(path).eval() for name, path in models.items()}
+    loaded["soup of the above"] = weight_average(list(loaded.values()))
     held = PackedClips(pipeline.packed("heldout"))
     audios = [held.clip(k) for k in range(len(held))]
-    scores = {name: np.asarray(score(audios, model=load_model(path).eval(), sampling_rate=SAMPLING_RATE,
-                                     batch_size=8)) for name, path in models.items()}
+    scores = {name: np.asarray(score(audios, model=model, sampling_rate=SAMPLING_RATE, batch_size=8))
+              for name, model in loaded.items()}
     print(f"all {len(held)} held-out clips (both catalogues), with the teacher; PCC / SRCC (95 % CI)")
     for name, (metrics, differences) in compare_with_first(scores, held.teacher_mos).items():
         print(f"  {name:<20}{agreement_line(metrics, differences)}")

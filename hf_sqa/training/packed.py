@@ -45,16 +45,36 @@ def pack_labelled(spec: str, output: str | os.PathLike, num_proc: int = 2) -> Pa
     ids, teacher = list(rows["id"]), np.asarray(rows["teacher_mos"], dtype=np.float32)
     windows = [np.asarray(w, dtype=np.float32) for w in rows["teacher_window_mos"]]
     items = [(f"row {i}", a["bytes"]) for i, a in zip(ids, rows["audio"])]
+    with ProcessPoolExecutor(num_proc) as pool:
+        clips = list(pool.map(_decode, items, chunksize=32))
+    return _write_packed(output, clips, teacher, windows, np.asarray(ids))
+
+
+def pack_subset(folders: str | os.PathLike | list, rows, output: str | os.PathLike) -> Path:
+    """A packed set of clips `rows` (indices into `PackedClips(folders)`, in that order) of one or more packed
+    sets, e.g. a training set without some speakers. Returns the folder; does nothing when it exists."""
+    output = Path(output)
+    if (output / "index.npz").is_file():
+        return output
+    source = PackedClips(folders)
+    rows = np.asarray(rows, dtype=np.int64)
+    clips = [source.audio_parts[source.part_of[k]][source.starts[k] : source.ends[k]] for k in rows]
+    windows = [source.teacher_window_mos[source.window_offsets[k] : source.window_offsets[k + 1]] for k in rows]
+    return _write_packed(output, clips, source.teacher_mos[rows], windows, source.ids[rows])
+
+
+def _write_packed(output: Path, clips: list[np.ndarray], teacher: np.ndarray, windows: list[np.ndarray],
+                  ids: np.ndarray) -> Path:
+    """OUTPUT/audio.npy (every clip's int16 samples, concatenated) and OUTPUT/index.npz (clip and window
+    offsets, clip and window labels, ids), written under a .partial name first and renamed (atomic)."""
     partial = output.with_name(output.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    with ProcessPoolExecutor(num_proc) as pool:
-        clips = list(pool.map(_decode, items, chunksize=32))
     offsets = np.concatenate([[0], np.cumsum([len(c) for c in clips])]).astype(np.int64)
     np.save(partial / "audio.npy", np.concatenate(clips))
-    np.savez(partial / "index.npz", offsets=offsets, teacher_mos=teacher,
+    np.savez(partial / "index.npz", offsets=offsets, teacher_mos=np.asarray(teacher, dtype=np.float32),
              window_offsets=np.concatenate([[0], np.cumsum([len(w) for w in windows])]).astype(np.int64),
-             teacher_window_mos=np.concatenate(windows), ids=np.asarray(ids))
+             teacher_window_mos=np.concatenate(windows), ids=ids)
     shutil.rmtree(output, ignore_errors=True)
     partial.rename(output)
     return output

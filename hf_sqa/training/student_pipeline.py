@@ -225,10 +225,12 @@ class StudentPipeline:
                          learning_rate=self.prune_learning_rate)
         return output
 
-    def train_method(self, method: str, steps: int, output: Path) -> Path:
+    def train_method(self, method: str, steps: int, output: Path, train: Path | list[Path] | None = None) -> Path:
+        """`method`'s run of `steps` into `output`, on packed set(s) `train` (default: the default catalogue's
+        training set, as `make student` runs it; benchmarks pass variants of it)."""
         spec = METHODS[method]
         return train_fast_student(
-            self.path("packed", "train"), self.path("packed", "heldout"), output,
+            train or self.path("packed", "train"), self.path("packed", "heldout"), output,
             init=str(self.pruned_init()) if spec["pruned_init"] else None, preset=self.preset,
             max_steps=steps, batch_size=self.batch_size, learning_rate=spec["learning_rate"],
             dense_weight=spec["dense_weight"], freeze_batchnorm=spec["pruned_init"],

@@ -12,7 +12,7 @@ from hf_sqa.models import ConvTransformerForMOSRegression, FastMOSForMOSRegressi
 from hf_sqa.testing import synthetic_speech, write_clip
 from hf_sqa.training.distillation import dense_window_losses, frame_losses
 from hf_sqa.training.fast_student import fast_config, read_history, spread_clip_rows
-from hf_sqa.training.packed import PackedClips, collate_clips, pack_labelled
+from hf_sqa.training.packed import PackedClips, collate_clips, pack_labelled, pack_subset
 from hf_sqa.training.student_pipeline import StudentPipeline
 
 
@@ -198,6 +198,15 @@ def test_packed_clips_round_trip_and_collate(small_teacher, tmp_path):
     assert batch["teacher_window_mos"].shape[0] == 3
     audio = packed.clip(0)
     assert audio.dtype == np.float32 and np.abs(audio).max() <= 1.0
+
+    # a subset in another order (here of the set twice: several folders pool) keeps each clip's audio and labels
+    subset = PackedClips(pack_subset([tmp_path / "packed", tmp_path / "packed"], [2, 0, 3], tmp_path / "subset"))
+    assert len(subset) == 3
+    for k, source in enumerate([2, 0, 0]):
+        assert np.array_equal(subset.clip(k), packed.clip(source))
+        assert subset.teacher_mos[k] == packed.teacher_mos[source]
+        assert np.array_equal(subset[k]["teacher_window_mos"], packed[source]["teacher_window_mos"])
+        assert subset.ids[k] == packed.ids[source]
 
 
 def test_spread_clip_rows_cover_the_set_evenly(small_teacher, tmp_path):
