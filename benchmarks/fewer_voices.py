@@ -37,6 +37,14 @@ SAMPLING_RATE = 16000
 MORE_DRAWS = DegradationSet("train-x", "train", None, 4, 21, "x")  # as "Twice the draws from the start"
 
 
+def sources_of(folders: list[Path], clips: PackedClips) -> np.ndarray:
+    """The clean source folder (e.g. asterisk-en) of every clip of `clips` = PackedClips(folders), in its order."""
+    sources = {}
+    for folder in folders:
+        sources.update(clip_sources(folder))
+    return np.array([sources[i] for i in clips.ids])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drop", nargs="+", required=True, help="training source folders to leave out")
@@ -54,12 +62,11 @@ def main() -> None:
     work = Path(args.work)
     folders = [pipeline.path("packed", "train")] + pack_sets([MORE_DRAWS], work, work / "clean")
     pooled = PackedClips(folders)
-    sources = {**clip_sources(folders[0]), **clip_sources(folders[1])}
-    source_of = np.array([sources[i] for i in pooled.ids])
+    source_of = sources_of(folders, pooled)
     unknown = sorted(set(args.drop) - set(source_of))
     if unknown:
         raise ValueError(f"--drop {unknown}: no such training source; there are {sorted(set(source_of))}")
-    size = len(PackedClips(folders[0]))
+    size = int((pooled.part_of == 0).sum())  # the default set's clips
     kept = np.flatnonzero(~np.isin(source_of, args.drop))
     if len(kept) < size:
         raise ValueError(f"dropping {args.drop} leaves {len(kept)} clips, fewer than the {size} to train on")
@@ -72,10 +79,7 @@ def main() -> None:
     variant = pipeline.train_method("pruned", pipeline.final_steps, Path(args.output) / name, train=subset)
 
     held = PackedClips(pipeline.packed("heldout"))
-    held_sources = {}
-    for folder in pipeline.packed("heldout"):
-        held_sources.update(clip_sources(folder))
-    held_source = np.array([held_sources[i] for i in held.ids])
+    held_source = sources_of(pipeline.packed("heldout"), held)
     audios = [held.clip(k) for k in range(len(held))]
     models = {"`pruned` run as made": control, f"`pruned` run {name}": variant}
     scores = {label: np.asarray(score(audios, model=load_model(path).eval(), sampling_rate=SAMPLING_RATE,
