@@ -34,7 +34,6 @@ import datasets
 import numpy as np
 import torch
 
-from hf_sqa.data.specs import resolve
 from hf_sqa.evaluation import spec_clips
 from hf_sqa.metrics import point_metrics
 from hf_sqa.scoring import load_model, score
@@ -42,6 +41,7 @@ from hf_sqa.training.fast_student import spread_clip_rows
 from hf_sqa.training.packed import PackedClips
 from hf_sqa.training.student_pipeline import DegradationSet, StudentPipeline
 
+from heldout_by_source import clip_sources
 from student_table import short_labels
 from teacher_jitter import agreement
 
@@ -101,11 +101,8 @@ def main() -> None:
             rows = spread_clip_rows(clips, args.clips)
             audios = [clips.clip(k) for k in rows]
             teacher = clips.teacher_mos[rows]
-            # clean_id = "<split>/<source>/<clip>" in the labelled set beside the packed one (packing leaves
-            # out clips the teacher could not score, so rows are matched by id)
-            labelled = resolve(str(folder.parent.parent / "labelled" / folder.name)).with_format(None)
-            source_of = {i: c.split("/")[1] for i, c in zip(labelled["id"], labelled["clean_id"])}
-            sources = np.array([source_of[i] for i in clips.ids[rows]])
+            source_of = clip_sources(folder)  # by id: packing leaves out clips the teacher could not score
+            sources = np.array([source_of[str(i)] for i in clips.ids[rows]])
             pooled_teacher.append(teacher)
             pooled_sources.append(sources)
             pooled_seconds.append((clips.ends[rows] - clips.starts[rows]) / 16000)

@@ -26,16 +26,21 @@ from hf_sqa.training.fast_student import fast_student_from
 from hf_sqa.training.packed import PackedClips
 
 
-def clip_sources(packed: Path) -> dict[str, str]:
-    """Packed clip id -> clean source folder (e.g. librispeech-test-other, asterisk-ru)."""
+def clean_ids(packed: Path) -> dict[str, str]:
+    """Packed clip id -> the clean clip it was degraded from ("<split>/<source folder>/<clip>")."""
     degraded = packed.parent.parent / "degraded" / packed.name
-    sources = {}
+    ids = {}
     for shard in sorted(degraded.glob("*.parquet")):
         table = pq.read_table(shard, columns=["id", "clean_id"]).to_pydict()
-        sources.update((i, Path(c).parent.name) for i, c in zip(table["id"], table["clean_id"]))
-    if not sources:
+        ids.update(zip(table["id"], table["clean_id"]))
+    if not ids:
         raise FileNotFoundError(f"{degraded}: no degraded shards with clean_id for {packed}")
-    return sources
+    return ids
+
+
+def clip_sources(packed: Path) -> dict[str, str]:
+    """Packed clip id -> clean source folder (e.g. librispeech-test-other, asterisk-ru)."""
+    return {clip: Path(clean).parent.name for clip, clean in clean_ids(packed).items()}
 
 
 def main() -> None:

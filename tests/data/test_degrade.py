@@ -97,6 +97,21 @@ def test_codecs(clean):
     out = _apply(mp3, clean, bitrate_kbps=16)
     assert out.shape == clean.shape and 8 <= mp3.parameters["encoded_kbps"] <= 40
     assert 0.5 < np.corrcoef(out, clean)[0, 1] < 0.9999  # aligned (encoder delay removed), yet changed
+    opus = {kbps: _apply(T.OpusCodec(p=1.0), clean, bitrate_kbps=kbps) for kbps in (6, 24)}
+    for kbps, out in opus.items():
+        assert out.shape == clean.shape and out.dtype == np.float32
+    assert np.corrcoef(opus[24], clean)[0, 1] > np.corrcoef(opus[6], clean)[0, 1] > 0.3  # aligned; 6 kbps worse
+    coded = T.OpusCodec(p=1.0)
+    _apply(coded, clean, bitrate_kbps=8)
+    assert 6 <= coded.parameters["encoded_kbps"] <= 12
+    seconds = len(clean) / RATE
+    at_44k = np.interp(np.arange(int(seconds * 44100)) / 44100, np.arange(len(clean)) / RATE, clean).astype(np.float32)
+    coded.parameters = {"should_apply": True, "bitrate_kbps": 16}
+    coded.freeze_parameters()
+    out_44k = coded(at_44k, 44100)  # not an Opus rate: coded through 48 kHz
+    assert out_44k.shape == at_44k.shape and np.corrcoef(out_44k, at_44k)[0, 1] > 0.5
+    with pytest.raises(ValueError, match="min_bitrate_kbps"):
+        T.OpusCodec(min_bitrate_kbps=2)
     for law in ("mu", "a"):
         g711 = _apply(T.G711Codec(p=1.0), clean, law=law)
         assert 15 < _snr_db(clean, g711) < 45  # 8-bit companding at 8 kHz: band limit + quantisation
