@@ -1,15 +1,20 @@
-"""Low-bitrate Opus in the fast student's voice stage: does the student learn its teacher's judgement of codecs?
+"""Codec artefacts in the fast student's voice stage: does the student learn its teacher's judgement of codecs?
 
 On bvrnn_mushra's neural codecs `fast` follows its teacher at PCC 0.66 where the teacher's weights in the same
 fast path follow it at 0.90, and it misses the codecs' damage most (Lyra at 3 kbps: the teacher 3.14, `fast`
-3.49). Its training catalogues code speech with MP3, G.711 and a Griffin-Lim vocoder, not with a speech codec
-at a few kbps. This runs `make student`'s voice stage again (same start, seed, steps, batch and schedule) with
-one more training set, every training clip coded by Opus at 6-24 kbps (`catalogue_opus.yaml`, two draws,
-SILK's linear-prediction coding below about 12 kbps), against the voice stage as `make student` ran it
-(RUNS/voice/final). It prints PCC / SRCC with the teacher (95 % bootstrap CIs and paired differences) on
+3.49). This runs `make student`'s voice stage again (same start, seed, steps, batch and schedule) with one
+more training set, every training clip coded twice by one codec (`--codec`), against the voice stage as
+`make student` ran it (RUNS/voice/final):
+
+* opus: Ogg Opus at 6-24 kbps (`catalogue_opus.yaml`; SILK's linear-prediction coding below about 12 kbps),
+  a speech codec the training catalogues do not have (they code with MP3, G.711 and a Griffin-Lim vocoder);
+* vocoder: the Griffin-Lim vocoder resynthesis of the mild catalogue alone, over a wider range
+  (`catalogue_vocoder.yaml`): the artefact family that lifted bvrnn_mushra when the mild set came in.
+
+It prints PCC / SRCC with the teacher (95 % bootstrap CIs and paired differences) on
 
 * all held-out clips of both catalogues (the floors' clips),
-* the held-out speakers coded by Opus (one draw, another seed): what the new set teaches on unheard voices,
+* the held-out speakers coded by the codec (one draw, another seed): what the new set teaches on unheard voices,
 * a human-rated SPEC (`--human`, default bvrnn_mushra, scored by the teacher in the same run): with the
   teacher and with the human MOS, and each model's mean score per condition (its `condition` column).
 
@@ -22,9 +27,9 @@ adds other models to every comparison (e.g. runs/distillmos-fast, the teacher's 
 The new sets are degraded, labelled and packed by `make student`'s own stages under WORK/codec-lever
 (resumable):
 
-    python benchmarks/codec_lever.py
+    python benchmarks/codec_lever.py --codec opus --also runs/distillmos-fast checkpoints/hf-sqa-fast
 
-One run, 2 threads; about 35 min on 2 idle cores (the voice stage about 20).
+One run, 2 threads; about 46 min on this machine (13 for the sets, 30 for the voice stage), 7 once they exist.
 """
 
 from __future__ import annotations
@@ -46,9 +51,12 @@ from heldout_by_source import clean_ids
 from voice_levers import agreement_line
 
 SAMPLING_RATE = 16000
-OPUS_CATALOGUE = str(Path(__file__).with_name("catalogue_opus.yaml"))
-TRAIN_SET = DegradationSet("train-opus", "train", OPUS_CATALOGUE, 2, 81, "opus")
-HELDOUT_SET = DegradationSet("heldout-opus", "heldout", OPUS_CATALOGUE, 1, 83, "hopus")
+# codec -> (its training set: two draws of every training clip, its held-out set: one draw)
+CODEC_SETS = {codec: (DegradationSet(f"train-{codec}", "train", str(Path(__file__).with_name(f"catalogue_{codec}.yaml")),
+                                     2, seed, codec),
+                      DegradationSet(f"heldout-{codec}", "heldout", str(Path(__file__).with_name(f"catalogue_{codec}.yaml")),
+                                     1, seed + 2, f"h{codec}"))
+              for codec, seed in (("opus", 81), ("vocoder", 85))}
 
 
 def within_and_between(values: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,6 +96,7 @@ def main() -> None:
     parser.add_argument("--runs", default="runs/student", help="make student's RUNS folder")
     parser.add_argument("--output", default="runs/codec-lever", help="the variant's run")
     parser.add_argument("--human", default="../shared/data/bvrnn_mushra", help="a human-rated SPEC ('' : none)")
+    parser.add_argument("--codec", choices=sorted(CODEC_SETS), default="opus", help="the added training set")
     parser.add_argument("--also", nargs="*", default=[], help="other models to compare (folders or names)")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -96,17 +105,18 @@ def main() -> None:
     control = Path(args.runs) / "voice" / "final"
     if not (control / "training_recipe.yaml").is_file():
         raise FileNotFoundError(f"{control}: run `make student` first (this compares with its voice stage)")
-    coded_train, coded_heldout = pack_sets([TRAIN_SET, HELDOUT_SET], Path(args.work) / "codec-lever",
+    codec = args.codec
+    coded_train, coded_heldout = pack_sets(list(CODEC_SETS[codec]), Path(args.work) / "codec-lever",
                                            Path(args.work) / "clean")
     stage_clips, extra = len(PackedClips(pipeline.packed("train"))), len(PackedClips([coded_train]))
-    print(f"train-opus: {extra} Opus-coded training clips, {extra / (extra + stage_clips):.0%} of the stage's clips")
-    variant = pipeline.train_voice_stage(pipeline.packed("train") + [coded_train], Path(args.output) / "opus",
-                                         "voice stage + opus")
-    models = {"voice stage as run": load_model(control).eval(), "+ opus": load_model(variant).eval(),
+    print(f"train-{codec}: {extra} coded training clips, {extra / (extra + stage_clips):.0%} of the stage's clips")
+    variant = pipeline.train_voice_stage(pipeline.packed("train") + [coded_train], Path(args.output) / codec,
+                                         f"voice stage + {codec}")
+    models = {"voice stage as run": load_model(control).eval(), f"+ {codec}": load_model(variant).eval(),
               **{name: load_model(name).eval() for name in args.also}}
 
     for title, folders in (("all held-out clips (both catalogues)", pipeline.packed("heldout")),
-                           ("held-out speakers coded by Opus", [coded_heldout])):
+                           (f"held-out speakers coded by {codec}", [coded_heldout])):
         clips = PackedClips(folders)
         audios = [clips.clip(k) for k in range(len(clips))]
         scores = {name: np.asarray(score(audios, model=model, sampling_rate=SAMPLING_RATE, batch_size=8))
