@@ -51,12 +51,17 @@ from heldout_by_source import clean_ids
 from voice_levers import agreement_line
 
 SAMPLING_RATE = 16000
-# codec -> (its training set: two draws of every training clip, its held-out set: one draw)
-CODEC_SETS = {codec: (DegradationSet(f"train-{codec}", "train", str(Path(__file__).with_name(f"catalogue_{codec}.yaml")),
-                                     2, seed, codec),
-                      DegradationSet(f"heldout-{codec}", "heldout", str(Path(__file__).with_name(f"catalogue_{codec}.yaml")),
-                                     1, seed + 2, f"h{codec}"))
-              for codec, seed in (("opus", 81), ("vocoder", 85))}
+
+
+def codec_sets(codec: str, seed: int) -> tuple[DegradationSet, DegradationSet]:
+    """The codec's training set (two draws of every training clip) and held-out set (one draw), degraded
+    with benchmarks/catalogue_<codec>.yaml."""
+    catalogue = str(Path(__file__).with_name(f"catalogue_{codec}.yaml"))
+    return (DegradationSet(f"train-{codec}", "train", catalogue, 2, seed, codec),
+            DegradationSet(f"heldout-{codec}", "heldout", catalogue, 1, seed + 2, f"h{codec}"))
+
+
+CODEC_SETS = {"opus": codec_sets("opus", 81), "vocoder": codec_sets("vocoder", 85)}
 
 
 def within_and_between(values: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +80,7 @@ def print_decomposition(scores: dict[str, np.ndarray], references: dict[str, np.
     print(f"  within groups / group means ({len(sizes)} groups of {sizes.min()}-{sizes.max()} clips):")
     parts = {name: within_and_between(values, groups) for name, values in {**references, **scores}.items()}
     for name in parts:
-        (within, between) = parts[name]
+        within, between = parts[name]
         line = f"    {name:<22} sd {within.std():.3f} / {between.std():.3f}"
         for reference in references:
             if reference != name:
@@ -123,10 +128,10 @@ def main() -> None:
                   for name, model in models.items()}
         print_agreement(f"{title}, {len(clips)} clips, with the teacher; PCC / SRCC (95 % CI)", scores,
                         clips.teacher_mos)
-        sources = {}
+        clean_of = {}
         for folder in folders:
-            sources.update(clean_ids(folder))
-        print_decomposition(scores, {"teacher": clips.teacher_mos}, np.array([sources[str(i)] for i in clips.ids]))
+            clean_of.update(clean_ids(folder))
+        print_decomposition(scores, {"teacher": clips.teacher_mos}, np.array([clean_of[str(i)] for i in clips.ids]))
     if not args.human:
         return
     rated = spec_clips(args.human)
@@ -144,6 +149,7 @@ def main() -> None:
             rows = conditions == condition
             print(f"  {condition:<24}{rated.mos[rows].mean():6.2f} {teacher[rows].mean():8.2f}"
                   + "".join(f" {values[rows].mean():20.2f}" for values in scores.values()))
+
 
 if __name__ == "__main__":
     main()
