@@ -46,7 +46,7 @@ from hf_sqa.scoring import load_model, score
 from hf_sqa.training.packed import PackedClips
 from hf_sqa.training.student_pipeline import DegradationSet, StudentPipeline
 
-from generalisation_gap import pack_sets
+from generalisation_gap import made_run, pack_sets
 from heldout_by_source import clean_ids
 from voice_levers import agreement_line
 
@@ -107,9 +107,7 @@ def main() -> None:
     torch.set_num_threads(2)
 
     pipeline = StudentPipeline(work=args.work, runs=args.runs)
-    control = Path(args.runs) / "voice" / "final"
-    if not (control / "training_recipe.yaml").is_file():
-        raise FileNotFoundError(f"{control}: run `make student` first (this compares with its voice stage)")
+    control = made_run(args.runs, "voice/final", "its voice stage")
     codec = args.codec
     coded_train, coded_heldout = pack_sets(list(CODEC_SETS[codec]), Path(args.work) / "codec-lever",
                                            Path(args.work) / "clean")

@@ -34,6 +34,7 @@ from hf_sqa.scoring import load_model, score
 from hf_sqa.training.packed import PackedClips
 from hf_sqa.training.student_pipeline import StudentPipeline
 
+from generalisation_gap import made_run
 from training_speed import batches_after, step_rate
 from voice_levers import agreement_line
 
@@ -83,9 +84,7 @@ def main() -> None:
     print(f"all {len(held)} held-out clips (both catalogues), with the teacher; PCC / SRCC (95 % CI) and the paired "
           f"difference from {args.runs}'s model of the same stage")
     for stage in (s for s in ("train", "refine", "voice") if s in args.stages):
-        reference = Path(args.runs) / STAGE_MODELS[stage]
-        if not (reference / "training_recipe.yaml").is_file():
-            raise FileNotFoundError(f"{reference}: run `make student` first (this compares with its stages)")
+        reference = made_run(args.runs, STAGE_MODELS[stage], "its stages")
         models = {f"{args.runs} ({','.join(map(str, load_model(str(reference)).config.conv_channels))})": reference}
         models.update({f"conv {text}": Path(p.runs) / STAGE_MODELS[stage] for text, p in variants.items()})
         print(f"stage {stage} ({STAGE_MODELS[stage]})")

@@ -29,7 +29,7 @@ from hf_sqa.scoring import load_model, score
 from hf_sqa.training.packed import PackedClips, pack_subset
 from hf_sqa.training.student_pipeline import DegradationSet, StudentPipeline
 
-from generalisation_gap import pack_sets
+from generalisation_gap import made_run, pack_sets
 from heldout_by_source import clip_sources
 from voice_levers import agreement_line
 
@@ -56,9 +56,7 @@ def main() -> None:
     torch.set_num_threads(2)
 
     pipeline = StudentPipeline(work=args.work, runs=args.runs)
-    control = Path(args.runs) / "pruned" / "final"
-    if not (control / "training_recipe.yaml").is_file():
-        raise FileNotFoundError(f"{control}: run `make student` first (this compares with its `pruned` run)")
+    control = made_run(args.runs, "pruned/final", "its `pruned` run")
     work = Path(args.work)
     folders = [pipeline.path("packed", "train")] + pack_sets([MORE_DRAWS], work, work / "clean")
     pooled = PackedClips(folders)

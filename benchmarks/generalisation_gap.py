@@ -62,6 +62,15 @@ class SetsOnly(StudentPipeline):
         return self.sets
 
 
+def made_run(runs: str | Path, run: str, compared: str) -> Path:
+    """RUNS/<run> (e.g. "voice/final") of `make student`, which a benchmark compares with (`compared` says
+    with what, for the error when it is missing)."""
+    path = Path(runs) / run
+    if not (path / "training_recipe.yaml").is_file():
+        raise FileNotFoundError(f"{path}: run `make student` first (this compares with {compared})")
+    return path
+
+
 def pack_sets(sets: list[DegradationSet], work: Path, clean: Path) -> list[Path]:
     """`sets` of the clean speech in CLEAN (train/, heldout/), degraded, labelled by the teacher and packed
     under WORK/{degraded,labelled,packed}/<set> by the pipeline's own stages (a killed run resumes);

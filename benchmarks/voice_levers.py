@@ -48,7 +48,7 @@ from hf_sqa.scoring import load_model, score
 from hf_sqa.training.packed import PackedClips
 from hf_sqa.training.student_pipeline import DegradationSet, StudentPipeline
 
-from generalisation_gap import pack_sets
+from generalisation_gap import made_run, pack_sets
 
 SAMPLING_RATE = 16000
 HELD_OUT_LANGUAGE = "ru"
@@ -225,10 +225,8 @@ def main() -> None:
     torch.set_num_threads(2)
 
     pipeline = StudentPipeline(work=args.work, runs=args.runs)
-    refined, control = Path(args.runs) / "refined" / "final", Path(args.runs) / "voice" / "final"
-    for needed in (refined, control):
-        if not (needed / "training_recipe.yaml").is_file():
-            raise FileNotFoundError(f"{needed}: run `make student` first (this compares with its voice stage)")
+    made_run(args.runs, "refined/final", "its voice stage")  # the variants' start
+    control = made_run(args.runs, "voice/final", "its voice stage")
     models = {"voice stage as run": control}
     stage_clips = len(PackedClips(pipeline.packed("train")))
     for source in SOURCES:

@@ -134,10 +134,10 @@ class Reverberation(BaseWaveformTransform):
 LAME_ENCODER_DELAY = 1105
 
 
-class Mp3Codec(BaseWaveformTransform):
-    """MP3 encode/decode round trip through libsndfile (LAME / mpg123) at a low bitrate."""
+class _LowBitrateCodec(BaseWaveformTransform):
+    """A codec round trip through libsndfile at a bitrate drawn uniformly (integer kbps) per clip."""
 
-    def __init__(self, min_bitrate_kbps: int = 8, max_bitrate_kbps: int = 48, p: float = 0.5):
+    def __init__(self, min_bitrate_kbps: int, max_bitrate_kbps: int, p: float = 0.5):
         super().__init__(p)
         self.min_bitrate_kbps, self.max_bitrate_kbps = min_bitrate_kbps, max_bitrate_kbps
 
@@ -145,6 +145,22 @@ class Mp3Codec(BaseWaveformTransform):
         super().randomize_parameters(samples, sample_rate)
         if self.parameters["should_apply"]:
             self.parameters["bitrate_kbps"] = random.randint(self.min_bitrate_kbps, self.max_bitrate_kbps)
+
+    def _round_trip(self, samples: np.ndarray, sample_rate: int, **write_options) -> np.ndarray:
+        """`samples` encoded with sf.write(..., **write_options) and decoded (float32); the bitrate actually
+        encoded is recorded as `encoded_kbps`."""
+        buffer = io.BytesIO()
+        sf.write(buffer, samples, sample_rate, **write_options)
+        self.parameters["encoded_kbps"] = round(len(buffer.getvalue()) * 8 / (len(samples) / sample_rate) / 1000, 1)
+        buffer.seek(0)
+        return sf.read(buffer, dtype="float32")[0]
+
+
+class Mp3Codec(_LowBitrateCodec):
+    """MP3 encode/decode round trip through libsndfile (LAME / mpg123) at a low bitrate."""
+
+    def __init__(self, min_bitrate_kbps: int = 8, max_bitrate_kbps: int = 48, p: float = 0.5):
+        super().__init__(min_bitrate_kbps, max_bitrate_kbps, p)
 
     def apply(self, samples, sample_rate):
         # libsndfile sets a constant MP3 bitrate from compression_level: about (1 - level) x the MPEG
@@ -152,12 +168,8 @@ class Mp3Codec(BaseWaveformTransform):
         # refuses level 1.0. The bitrate actually encoded is recorded.
         top = 160 if sample_rate < 32000 else 320
         level = float(np.clip(1 - self.parameters["bitrate_kbps"] / top, 0.0, 0.95))
-        buffer = io.BytesIO()
-        sf.write(buffer, samples, sample_rate, format="MP3", bitrate_mode="CONSTANT", compression_level=level)
         self.parameters["compression_level"] = level
-        self.parameters["encoded_kbps"] = round(len(buffer.getvalue()) * 8 / (len(samples) / sample_rate) / 1000, 1)
-        buffer.seek(0)
-        decoded, _ = sf.read(buffer, dtype="float32")
+        decoded = self._round_trip(samples, sample_rate, format="MP3", bitrate_mode="CONSTANT", compression_level=level)
         # Some streams come back untrimmed, longer than the input and late by LAME's encoder delay of
         # 1105 samples (576 + 529; measured at 8-48 kHz); trimmed ones have the input's length and no lag
         if len(decoded) - len(samples) >= LAME_ENCODER_DELAY:
@@ -165,7 +177,7 @@ class Mp3Codec(BaseWaveformTransform):
         return _fit_length(decoded, len(samples))
 
 
-class OpusCodec(BaseWaveformTransform):
+class OpusCodec(_LowBitrateCodec):
     """Opus encode/decode round trip through libsndfile (Ogg Opus) at a low bitrate: below about 12 kbps
     Opus codes speech with SILK's linear prediction, whose artefacts differ from MP3's (and are nearer
     to those of very-low-bitrate neural codecs)."""
@@ -173,15 +185,9 @@ class OpusCodec(BaseWaveformTransform):
     RATES = (8000, 12000, 16000, 24000, 48000)  # the only sampling rates Opus codes
 
     def __init__(self, min_bitrate_kbps: int = 6, max_bitrate_kbps: int = 24, p: float = 0.5):
-        super().__init__(p)
         if not 6 <= min_bitrate_kbps <= max_bitrate_kbps <= 256:
             raise ValueError("OpusCodec needs 6 <= min_bitrate_kbps <= max_bitrate_kbps <= 256")
-        self.min_bitrate_kbps, self.max_bitrate_kbps = min_bitrate_kbps, max_bitrate_kbps
-
-    def randomize_parameters(self, samples, sample_rate):
-        super().randomize_parameters(samples, sample_rate)
-        if self.parameters["should_apply"]:
-            self.parameters["bitrate_kbps"] = random.randint(self.min_bitrate_kbps, self.max_bitrate_kbps)
+        super().__init__(min_bitrate_kbps, max_bitrate_kbps, p)
 
     def apply(self, samples, sample_rate):
         # libsndfile sets Opus's bitrate from compression_level linearly: 256 kbps at 0 down to 6 kbps at 1
@@ -189,11 +195,7 @@ class OpusCodec(BaseWaveformTransform):
         rate = sample_rate if sample_rate in self.RATES else 48000
         signal = samples if rate == sample_rate else soxr.resample(samples, sample_rate, rate)
         level = float(np.clip(1 - (self.parameters["bitrate_kbps"] - 6) / 250, 0.0, 1.0))
-        buffer = io.BytesIO()
-        sf.write(buffer, signal, rate, format="OGG", subtype="OPUS", compression_level=level)
-        self.parameters["encoded_kbps"] = round(len(buffer.getvalue()) * 8 / (len(signal) / rate) / 1000, 1)
-        buffer.seek(0)
-        decoded, _ = sf.read(buffer, dtype="float32")  # pre-skip removed: aligned with the input
+        decoded = self._round_trip(signal, rate, format="OGG", subtype="OPUS", compression_level=level)  # aligned
         if rate != sample_rate:
             decoded = soxr.resample(decoded, rate, sample_rate)
         return _fit_length(decoded, len(samples))
