@@ -8,8 +8,10 @@ more training set, every training clip coded twice by one codec (`--codec`), aga
 
 * opus: Ogg Opus at 6-24 kbps (`catalogue_opus.yaml`; SILK's linear-prediction coding below about 12 kbps),
   a speech codec the training catalogues do not have (they code with MP3, G.711 and a Griffin-Lim vocoder);
-* vocoder: the Griffin-Lim vocoder resynthesis of the mild catalogue alone, over a wider range
-  (`catalogue_vocoder.yaml`): the artefact family that lifted bvrnn_mushra when the mild set came in.
+* vocoder: the Griffin-Lim vocoder resynthesis of the mild catalogue alone, over a wider range (the
+  package's `catalogue_vocoder.yaml`): the artefact family that lifted bvrnn_mushra when the mild set came
+  in. Its training set is `make student`'s with `--set vocoder_train_draws=2` (same seed and clip ids), which
+  trains on it from the refinement on.
 
 It prints PCC / SRCC with the teacher (95 % bootstrap CIs and paired differences) on
 
@@ -40,11 +42,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hf_sqa.data.degrade import CATALOGUE_NAMES
 from hf_sqa.evaluation import spec_clips
 from hf_sqa.metrics import compare_with_first
 from hf_sqa.scoring import load_model, score
 from hf_sqa.training.packed import PackedClips
-from hf_sqa.training.student_pipeline import DegradationSet, StudentPipeline
+from hf_sqa.training.student_pipeline import VOCODER_SEED, DegradationSet, StudentPipeline
 
 from generalisation_gap import made_run, pack_sets
 from heldout_by_source import clean_ids
@@ -55,13 +58,13 @@ SAMPLING_RATE = 16000
 
 def codec_sets(codec: str, seed: int) -> tuple[DegradationSet, DegradationSet]:
     """The codec's training set (two draws of every training clip) and held-out set (one draw), degraded
-    with benchmarks/catalogue_<codec>.yaml."""
-    catalogue = str(Path(__file__).with_name(f"catalogue_{codec}.yaml"))
+    with the package's catalogue of that name, or else benchmarks/catalogue_<codec>.yaml."""
+    catalogue = codec if codec in CATALOGUE_NAMES else str(Path(__file__).with_name(f"catalogue_{codec}.yaml"))
     return (DegradationSet(f"train-{codec}", "train", catalogue, 2, seed, codec),
             DegradationSet(f"heldout-{codec}", "heldout", catalogue, 1, seed + 2, f"h{codec}"))
 
 
-CODEC_SETS = {"opus": codec_sets("opus", 81), "vocoder": codec_sets("vocoder", 85)}
+CODEC_SETS = {"opus": codec_sets("opus", 81), "vocoder": codec_sets("vocoder", VOCODER_SEED)}
 
 
 def within_and_between(values: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -404,8 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     degrade.add_argument("--num", type=int, required=True, help="number of degraded clips")
     degrade.add_argument("--noise", help="SPEC of noise recordings (adds the NoiseFromClips option)")
     degrade.add_argument("--rirs", help="SPEC of room impulse responses (used instead of synthetic ones)")
-    degrade.add_argument("--catalogue", help="degradation catalogue: a shipped one by name (default, mild) or a "
-                         "YAML / JSON file (default: default)")
+    degrade.add_argument("--catalogue", help="degradation catalogue: a shipped one by name (default, mild, "
+                         "vocoder) or a YAML / JSON file (default: default)")
     degrade.add_argument("--seed", type=int, default=0)
     degrade.add_argument("--num-proc", type=int, default=1, help="worker processes")
     degrade.add_argument("--shard-size", type=int, default=500, help="clips per shard (default 500)")

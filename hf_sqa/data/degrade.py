@@ -32,7 +32,7 @@ from .specs import resolve
 
 DEFAULT_CATALOGUE = Path(__file__).with_name("catalogue_default.yaml")
 # shipped catalogues by name (load_catalogue, --catalogue): catalogue_<name>.yaml next to this module
-CATALOGUE_NAMES = ("default", "mild")
+CATALOGUE_NAMES = ("default", "mild", "vocoder")
 
 
 def stable_seed(seed: int, example_id: str) -> int:

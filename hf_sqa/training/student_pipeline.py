@@ -13,6 +13,9 @@ nothing twice. Stages and outputs (WORK = data/student, RUNS = runs/student by d
                                                     the training clips from
                                                     the same catalogues with the VOICE_STAGE first: 70 % of
                                                     the clean clips sped up or slowed down (other voices)
+              WORK/degraded/train-vocoder           `vocoder_train_draws` versions (default none) of the
+                                                    training clips rebuilt by a Griffin-Lim vocoder from a
+                                                    coarse mel envelope (catalogue_vocoder.yaml)
     label     WORK/labelled/<set>                   the teacher's clip and per-window scores (bf16)
     pack      WORK/packed/<set>                     int16 audio + labels for training (training.packed)
     prune     RUNS/pruned-init                      the teacher Taylor-pruned to the student's size
@@ -22,8 +25,9 @@ nothing twice. Stages and outputs (WORK = data/student, RUNS = runs/student by d
     refine    RUNS/refined/final                    the chosen method after `final_steps` (RUNS/<chosen>/final;
                                                     trained again in RUNS/final only if a from-scratch
                                                     method won), trained on for `refine_steps` on the default
-                                                    and mild training sets (a second stage that adds the upper
-                                                    half of the scale), evaluated on every held-out set
+                                                    and mild training sets (and the vocoder set, if any: a
+                                                    second stage that adds the upper half of the scale),
+                                                    evaluated on every held-out set
     voice     RUNS/voice/final                      the refined model trained on for `voice_steps` on every
                                                     training set, the voice-perturbed ones included (a third
                                                     stage: more speakers, for speakers and languages unheard)
@@ -89,6 +93,9 @@ class DegradationSet:
 VOICE_STAGE = {"probability": 0.7,
                "options": [{"transform": "SpeedPerturbation", "params": {"min_rate": 0.85, "max_rate": 1.18}}]}
 
+# the vocoder set's seed: benchmarks/codec_lever.py --codec vocoder trains on the same clips in the voice stage
+VOCODER_SEED = 85
+
 
 @dataclass
 class StudentPipeline:
@@ -104,6 +111,10 @@ class StudentPipeline:
     mild_heldout_draws: int = 1
     voice_train_draws: int = 2  # 0 (and mild_voice_train_draws 0): no voice-perturbed sets, no voice stage
     mild_voice_train_draws: int = 1
+    # versions of the training clips from catalogue_vocoder.yaml (Griffin-Lim resynthesis alone, wider than the
+    # mild catalogue's), trained on from the refinement on. 0 (the shipped recipe): no such set. 2 draws lift
+    # bvrnn_mushra (human MOS) but cost the held-out speakers more (README, "What `fast` misses ...")
+    vocoder_train_draws: int = 0
     processes: int = 2
     preset: str = "fast"
     # the conv widths the teacher is pruned to (None: the preset's). The parameter target stays the preset's
@@ -157,6 +168,9 @@ class StudentPipeline:
         if self.mild_voice_train_draws:
             sets.append(DegradationSet("train-mild-voice", "train", "mild", self.mild_voice_train_draws, 13,
                                        "mildvoice", voice=True))
+        if self.vocoder_train_draws:
+            sets.append(DegradationSet("train-vocoder", "train", "vocoder", self.vocoder_train_draws, VOCODER_SEED,
+                                       "vocoder"))
         return sets
 
     def packed(self, split: str, voice: bool = True) -> list[Path]:
@@ -289,14 +303,15 @@ class StudentPipeline:
         return self.train_voice_stage(self.packed("train"), Path(self.runs) / "voice",
                                       "refined student + voice-perturbed training sets")
 
-    def train_voice_stage(self, train: list[Path], output: Path, method: str) -> Path:
+    def train_voice_stage(self, train: list[Path], output: Path, method: str, seed: int = 0) -> Path:
         """The voice stage's training (from the refined model, its steps and schedule) on packed sets `train`
-        into `output`: the stage itself, or a variant of it on other data."""
+        into `output`: the stage itself, or a variant of it on other data or with another `seed` (the
+        order of its batches)."""
         return train_fast_student(
             train, self.packed("heldout"), output, init=str(self.run_refine()),
             max_steps=self.voice_steps, batch_size=self.batch_size, learning_rate=self.voice_learning_rate,
             dense_weight=METHODS[self.chosen_method()]["dense_weight"], freeze_batchnorm=True,
-            eval_steps=self.eval_steps, eval_clips=self.eval_clips, description={"method": method},
+            eval_steps=self.eval_steps, eval_clips=self.eval_clips, seed=seed, description={"method": method},
         )
 
     def run_ship(self) -> Path:

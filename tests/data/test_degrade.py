@@ -157,6 +157,16 @@ def test_mild_catalogue_keeps_some_clips_clean_and_the_rest_light(clean):
     assert 0.12 < counts[0] / 120 < 0.4 and counts[1] > counts[2] > 0  # count_weights 1 : 2 : 1
 
 
+def test_vocoder_catalogue_resynthesises_every_clip_within_its_ranges(clean):
+    pipeline = DegradationPipeline("vocoder", seed=0)
+    for i in range(4):
+        audio, applied = pipeline.degrade(clean[: RATE], f"v{i}")
+        assert [entry["family"] for entry in applied] == ["codec"]  # exactly one family: the vocoder
+        params = applied[0]["params"]
+        assert applied[0]["transform"] == "VocoderResynthesis" and 16 <= params["n_mels"] <= 128
+        assert audio.shape == (RATE,) and not np.array_equal(audio, clean[: RATE])
+
+
 def test_reverberation_decays_at_the_drawn_rt60():
     impulse = np.zeros(2 * RATE, np.float32)
     impulse[0] = 1.0

@@ -92,8 +92,8 @@ def test_make_student_smoke_run_resumes_and_ships(small_teacher, tmp_path):
     pipeline = StudentPipeline(
         work=str(tmp_path / "work"), runs=str(tmp_path / "runs"), teacher=str(small_teacher),
         clean=str(_clean_folders(tmp_path / "clean")), noise=None, train_draws=2, heldout_draws=2, preset="tiny",
-        mild_train_draws=1, mild_heldout_draws=1, voice_train_draws=1, mild_voice_train_draws=1, batch_size=4,
-        compare_steps=2, final_steps=3, refine_steps=2, voice_steps=2,
+        mild_train_draws=1, mild_heldout_draws=1, voice_train_draws=1, mild_voice_train_draws=1,
+        vocoder_train_draws=1, batch_size=4, compare_steps=2, final_steps=3, refine_steps=2, voice_steps=2,
         eval_steps=1, eval_clips=12, prune_steps=1, prune_finetune_steps=1, prune_final_steps=1, prune_frame_weight=1.0,
         human_data=None,
         ship_to=str(tmp_path / "shipped"), ship_window_max_hop=32000,
@@ -127,7 +127,11 @@ def test_make_student_smoke_run_resumes_and_ships(small_teacher, tmp_path):
     refined = tmp_path / "runs" / "refined"
     assert [h["step"] for h in read_history(refined / "eval_history.jsonl")] == [0, 1, 2]
     refined_recipe = yaml.safe_load((refined / "final" / "training_recipe.yaml").read_text())
-    assert refined_recipe["train_data"] == [str(packed / "train"), str(packed / "train-mild")]
+    assert refined_recipe["train_data"] == [str(packed / name) for name in ("train", "train-mild", "train-vocoder")]
+    vocoded = PackedClips(packed / "train-vocoder")
+    assert len(vocoded) == 6 and all(i.startswith("vocoder-") for i in vocoded.ids)
+    manifest = json.loads((tmp_path / "work" / "degraded" / "train-vocoder" / "manifest.json").read_text())
+    assert manifest["catalogue"]["families"]["codec"]["options"][0]["transform"] == "VocoderResynthesis"
     voiced = PackedClips(packed / "train-voice")
     assert len(voiced) == 6 and all(i.startswith("voice-") for i in voiced.ids)
     assert len(PackedClips(packed / "train-mild-voice")) == 6
@@ -138,15 +142,15 @@ def test_make_student_smoke_run_resumes_and_ships(small_teacher, tmp_path):
     assert model.config.window_max_hop == 32000  # the shipped scoring rule
     recipe = yaml.safe_load((shipped / "training_recipe.yaml").read_text())
     assert recipe["steps"] == 2 and "voice" in recipe["method"] and recipe["shipped_window_max_hop"] == 32000
-    assert recipe["init"] == str(refined / "final") and len(recipe["train_data"]) == 4
+    assert recipe["init"] == str(refined / "final") and len(recipe["train_data"]) == 5
     assert recipe["init_recipe"]["init"] == str(stage_one) and recipe["init_recipe"]["method"].startswith(method)
-    assert recipe["distinct_clips"] == 30 and recipe["audio_hours_seen"] > 0
+    assert recipe["distinct_clips"] == 36 and recipe["audio_hours_seen"] > 0
     for name, tensor in FastMOSForMOSRegression.from_pretrained(tmp_path / "runs" / "voice" / "final").state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor)
     card = (shipped / "README.md").read_text()
     assert f"Stage 1: method {method}" in card and "12 distinct clips" in card  # the runs it continued
-    assert "Stage 2: " in card and "18 distinct clips" in card
-    assert "Stage 3: " in card and "30 distinct clips" in card and "In all: 7 steps" in card
+    assert "Stage 2: " in card and "24 distinct clips" in card
+    assert "Stage 3: " in card and "36 distinct clips" in card and "In all: 7 steps" in card
     assert "heldout-speakers-degraded" in card and "heldout-speakers-mild" in card
     report = json.loads((shipped / "eval_report.json").read_text())
     assert report["heldout-speakers-degraded"][str(shipped)]["n"] == 8
@@ -163,7 +167,8 @@ def test_prune_stage_spends_the_presets_count_on_other_conv_widths(small_teacher
     pipeline = StudentPipeline(
         work=str(tmp_path / "work"), runs=str(tmp_path / "runs"), teacher=str(small_teacher),
         clean=str(_clean_folders(tmp_path / "clean", train=4, heldout=2)), noise=None, train_draws=1,
-        heldout_draws=1, mild_train_draws=0, voice_train_draws=0, mild_voice_train_draws=0, preset="tiny",
+        heldout_draws=1, mild_train_draws=0, voice_train_draws=0, mild_voice_train_draws=0, vocoder_train_draws=0,
+        preset="tiny",
         prune_steps=1, prune_finetune_steps=1, conv_channels=(8, 16, 16, 32, 32, 32), processes=1,
     )
     pipeline.run(["degrade", "label", "prune"])
