@@ -305,8 +305,8 @@ class StudentPipeline:
 
     def train_voice_stage(self, train: list[Path], output: Path, method: str, seed: int = 0) -> Path:
         """The voice stage's training (from the refined model, its steps and schedule) on packed sets `train`
-        into `output`: the stage itself, or a variant of it on other data or with another `seed` (the
-        order of its batches)."""
+        into `output`: the stage itself, or a variant of it on other data or with another `seed` (its
+        batch order and the clips that re-estimate BatchNorm statistics)."""
         return train_fast_student(
             train, self.packed("heldout"), output, init=str(self.run_refine()),
             max_steps=self.voice_steps, batch_size=self.batch_size, learning_rate=self.voice_learning_rate,
