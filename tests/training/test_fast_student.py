@@ -167,8 +167,7 @@ def test_prune_stage_spends_the_presets_count_on_other_conv_widths(small_teacher
     pipeline = StudentPipeline(
         work=str(tmp_path / "work"), runs=str(tmp_path / "runs"), teacher=str(small_teacher),
         clean=str(_clean_folders(tmp_path / "clean", train=4, heldout=2)), noise=None, train_draws=1,
-        heldout_draws=1, mild_train_draws=0, voice_train_draws=0, mild_voice_train_draws=0, vocoder_train_draws=0,
-        preset="tiny",
+        heldout_draws=1, mild_train_draws=0, voice_train_draws=0, mild_voice_train_draws=0, preset="tiny",
         prune_steps=1, prune_finetune_steps=1, conv_channels=(8, 16, 16, 32, 32, 32), processes=1,
     )
     pipeline.run(["degrade", "label", "prune"])
