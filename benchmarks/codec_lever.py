@@ -10,8 +10,9 @@ more training set, every training clip coded twice by one codec (`--codec`), aga
   a speech codec the training catalogues do not have (they code with MP3, G.711 and a Griffin-Lim vocoder);
 * vocoder: the Griffin-Lim vocoder resynthesis of the mild catalogue alone, over a wider range (the
   package's `catalogue_vocoder.yaml`): the artefact family that lifted bvrnn_mushra when the mild set came
-  in. Its training set is `make student`'s with `--set vocoder_train_draws=2` (same seed and clip ids), which
-  trains on it from the refinement on.
+  in. Its training set is `make student`'s vocoder set (same seed and clip ids, made again here under
+  WORK/codec-lever), which the recipe trains on in a stage of its own after the voice stage; this benchmark's
+  variant is the recipe with `--set vocoder_enters=voice vocoder_steps=0`.
 
 It prints PCC / SRCC with the teacher (95 % bootstrap CIs and paired differences) on
 
@@ -114,9 +115,9 @@ def main() -> None:
     codec = args.codec
     coded_train, coded_heldout = pack_sets(list(CODEC_SETS[codec]), Path(args.work) / "codec-lever",
                                            Path(args.work) / "clean")
-    stage_clips, extra = len(PackedClips(pipeline.packed("train"))), len(PackedClips([coded_train]))
+    stage_clips, extra = len(PackedClips(pipeline.packed("train", "voice"))), len(PackedClips([coded_train]))
     print(f"train-{codec}: {extra} coded training clips, {extra / (extra + stage_clips):.0%} of the stage's clips")
-    variant = pipeline.train_voice_stage(pipeline.packed("train") + [coded_train], Path(args.output) / codec,
+    variant = pipeline.train_voice_stage(pipeline.packed("train", "voice") + [coded_train], Path(args.output) / codec,
                                          f"voice stage + {codec}")
     models = {"voice stage as run": load_model(control).eval(), f"+ {codec}": load_model(variant).eval(),
               **{name: load_model(name).eval() for name in args.also}}

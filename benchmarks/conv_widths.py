@@ -90,7 +90,7 @@ def main() -> None:
         print(f"stage {stage} ({STAGE_MODELS[stage]})")
         scores = {}
         for name, path in models.items():
-            print(f"  {name}: {describe(path, base.ship_window_max_hop, base.packed('train', voice=False)[0])}")
+            print(f"  {name}: {describe(path, base.ship_window_max_hop, base.packed('train', 'refine')[0])}")
             scores[name] = np.asarray(score(audios, model=load_model(str(path)).eval(), sampling_rate=SAMPLING_RATE,
                                             batch_size=8))
         for name, (metrics, differences) in compare_with_first(scores, held.teacher_mos).items():

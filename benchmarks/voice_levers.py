@@ -228,7 +228,7 @@ def main() -> None:
     made_run(args.runs, "refined/final", "its voice stage")  # the variants' start
     control = made_run(args.runs, "voice/final", "its voice stage")
     models = {"voice stage as run": control}
-    stage_clips = len(PackedClips(pipeline.packed("train")))
+    stage_clips = len(PackedClips(pipeline.packed("train", "voice")))
     for source in SOURCES:
         extra = lever_data(source, Path(args.work))
         clean = sorted((Path(args.work) / "voice-levers" / source / "clean" / "train").rglob("*.wav"))
@@ -236,7 +236,7 @@ def main() -> None:
         print(f"{source}: {len(clean)} clean clips ({sum(sf.info(p).duration for p in clean) / 60:.1f} min) in "
               f"{len({p.parent.name for p in clean})} source folders, "
               f"{degraded} degraded clips, {degraded / (degraded + stage_clips):.0%} of the stage's clips")
-        models[f"+ {source}"] = pipeline.train_voice_stage(pipeline.packed("train") + extra,
+        models[f"+ {source}"] = pipeline.train_voice_stage(pipeline.packed("train", "voice") + extra,
                                                             Path(args.output) / source, f"voice stage + {source}")
 
     loaded = {name: load_model(path).eval() for name, path in models.items()}

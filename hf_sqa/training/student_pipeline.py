@@ -13,9 +13,9 @@ nothing twice. Stages and outputs (WORK = data/student, RUNS = runs/student by d
                                                     the training clips from
                                                     the same catalogues with the VOICE_STAGE first: 70 % of
                                                     the clean clips sped up or slowed down (other voices)
-              WORK/degraded/train-vocoder           `vocoder_train_draws` versions (default none) of the
-                                                    training clips rebuilt by a Griffin-Lim vocoder from a
-                                                    coarse mel envelope (catalogue_vocoder.yaml)
+              WORK/degraded/train-vocoder           `vocoder_train_draws` versions of the training clips
+                                                    rebuilt by a Griffin-Lim vocoder from a coarse mel
+                                                    envelope (catalogue_vocoder.yaml)
     label     WORK/labelled/<set>                   the teacher's clip and per-window scores (bf16)
     pack      WORK/packed/<set>                     int16 audio + labels for training (training.packed)
     prune     RUNS/pruned-init                      the teacher Taylor-pruned to the student's size
@@ -25,12 +25,15 @@ nothing twice. Stages and outputs (WORK = data/student, RUNS = runs/student by d
     refine    RUNS/refined/final                    the chosen method after `final_steps` (RUNS/<chosen>/final;
                                                     trained again in RUNS/final only if a from-scratch
                                                     method won), trained on for `refine_steps` on the default
-                                                    and mild training sets (and the vocoder set, if any: a
-                                                    second stage that adds the upper half of the scale),
-                                                    evaluated on every held-out set
-    voice     RUNS/voice/final                      the refined model trained on for `voice_steps` on every
-                                                    training set, the voice-perturbed ones included (a third
-                                                    stage: more speakers, for speakers and languages unheard)
+                                                    and mild training sets (a second stage that adds the
+                                                    upper half of the scale), evaluated on every held-out set
+    voice     RUNS/voice/final                      the refined model trained on for `voice_steps` on those and
+                                                    the voice-perturbed sets (a third stage: more speakers,
+                                                    for speakers and languages unheard)
+    vocoder   RUNS/vocoder/final                    the voice model trained on for `vocoder_steps` on every
+                                                    training set, the vocoder set included (a fourth stage:
+                                                    the codecs of bvrnn_mushra set further apart, as the
+                                                    teacher hears them)
     ship      SHIP_TO (checkpoints/hf-sqa-fast)     the last stage's model, evaluated (eval_report.json, hf-sqa
                                                     evaluate) with its model card (README.md)
 
@@ -80,6 +83,7 @@ class DegradationSet:
     seed: int
     id_prefix: str  # clip ids "<prefix>-<index>", distinct across sets trained on together
     voice: bool = False  # the catalogue with VOICE_STAGE before its chain
+    enters: str = "refine"  # the first training stage (TRAINING_STAGES) that trains on it (training sets only)
 
     def catalogue_spec(self) -> dict:
         spec = dict(load_catalogue(self.catalogue))
@@ -95,6 +99,10 @@ VOICE_STAGE = {"probability": 0.7,
 
 # the vocoder set's seed: benchmarks/codec_lever.py --codec vocoder trains on the same clips in the voice stage
 VOCODER_SEED = 85
+
+# the stages after the first run (`train`, on the default set alone), in order; each trains on the training
+# sets that enter at it or before it
+TRAINING_STAGES = ("refine", "voice", "vocoder")
 
 
 @dataclass
@@ -112,9 +120,14 @@ class StudentPipeline:
     voice_train_draws: int = 2  # 0 (and mild_voice_train_draws 0): no voice-perturbed sets, no voice stage
     mild_voice_train_draws: int = 1
     # versions of the training clips from catalogue_vocoder.yaml (Griffin-Lim resynthesis alone, wider than the
-    # mild catalogue's), trained on from the refinement on. 0 (the shipped recipe): no such set. 2 draws lift
-    # bvrnn_mushra (human MOS) but cost the held-out speakers more (README, "What `fast` misses ...")
-    vocoder_train_draws: int = 0
+    # mild catalogue's), trained on from stage `vocoder_enters` on. The recipe: 2 draws in a stage of their own
+    # after the voice stage, which lifts bvrnn_mushra (human MOS) at a small cost on the held-out speakers.
+    # Entering at the refinement costs those more; at the voice stage about as much, but only a last stage
+    # could start from the model shipped before it (README, "Vocoder stage")
+    vocoder_train_draws: int = 2
+    vocoder_enters: str = "vocoder"  # one of TRAINING_STAGES
+    vocoder_steps: int = 1000  # 0: ship the voice stage's model
+    vocoder_learning_rate: float = 2e-4
     processes: int = 2
     preset: str = "fast"
     # the conv widths the teacher is pruned to (None: the preset's). The parameter target stays the preset's
@@ -164,20 +177,24 @@ class StudentPipeline:
         if self.mild_train_draws:
             sets.append(DegradationSet("train-mild", "train", "mild", self.mild_train_draws, 3, "mild"))
         if self.voice_train_draws:
-            sets.append(DegradationSet("train-voice", "train", None, self.voice_train_draws, 11, "voice", voice=True))
+            sets.append(DegradationSet("train-voice", "train", None, self.voice_train_draws, 11, "voice", voice=True,
+                                       enters="voice"))
         if self.mild_voice_train_draws:
             sets.append(DegradationSet("train-mild-voice", "train", "mild", self.mild_voice_train_draws, 13,
-                                       "mildvoice", voice=True))
+                                       "mildvoice", voice=True, enters="voice"))
         if self.vocoder_train_draws:
+            if self.vocoder_enters not in TRAINING_STAGES:
+                raise ValueError(f"vocoder_enters must be one of {TRAINING_STAGES}, got {self.vocoder_enters!r}")
             sets.append(DegradationSet("train-vocoder", "train", "vocoder", self.vocoder_train_draws, VOCODER_SEED,
-                                       "vocoder"))
+                                       "vocoder", enters=self.vocoder_enters))
         return sets
 
-    def packed(self, split: str, voice: bool = True) -> list[Path]:
-        """The packed sets of clean split `split` ("train" / "heldout"), all catalogues (voice=False: not
-        the voice-perturbed ones)."""
+    def packed(self, split: str, stage: str = TRAINING_STAGES[-1]) -> list[Path]:
+        """The packed sets of clean split `split` ("train" / "heldout"): for "train", those that training
+        stage `stage` trains on (the default: every set); for "heldout", every set."""
+        last = TRAINING_STAGES.index(stage)
         return [self.path("packed", d.name) for d in self.degradation_sets()
-                if d.clean_split == split and (voice or not d.voice)]
+                if d.clean_split == split and (split != "train" or TRAINING_STAGES.index(d.enters) <= last)]
 
     # -- data stages ------------------------------------------------------------------------------------
     def run_speech(self) -> None:
@@ -289,18 +306,18 @@ class StudentPipeline:
         if not self.refine_steps:
             return final
         return train_fast_student(
-            self.packed("train", voice=False), self.packed("heldout"), Path(self.runs) / "refined", init=str(final),
+            self.packed("train", "refine"), self.packed("heldout"), Path(self.runs) / "refined", init=str(final),
             max_steps=self.refine_steps, batch_size=self.batch_size, learning_rate=self.refine_learning_rate,
             dense_weight=METHODS[method]["dense_weight"], freeze_batchnorm=True, eval_steps=self.eval_steps,
             eval_clips=self.eval_clips, description={"method": f"{method}, refined on every training set"},
         )
 
     def run_voice(self) -> Path:
-        """The refined model trained on for `voice_steps` on every training set, voice-perturbed included
-        (fixed BatchNorm statistics, as in the refinement)."""
+        """The refined model trained on for `voice_steps` on the sets of the voice stage, the voice-perturbed
+        ones included (fixed BatchNorm statistics, as in the refinement)."""
         if not self.voice_steps or not (self.voice_train_draws or self.mild_voice_train_draws):
             return self.run_refine()
-        return self.train_voice_stage(self.packed("train"), Path(self.runs) / "voice",
+        return self.train_voice_stage(self.packed("train", "voice"), Path(self.runs) / "voice",
                                       "refined student + voice-perturbed training sets")
 
     def train_voice_stage(self, train: list[Path], output: Path, method: str, seed: int = 0) -> Path:
@@ -314,12 +331,25 @@ class StudentPipeline:
             eval_steps=self.eval_steps, eval_clips=self.eval_clips, seed=seed, description={"method": method},
         )
 
+    def run_vocoder(self) -> Path:
+        """The voice stage's model trained on for `vocoder_steps` on every training set, the vocoder set
+        included (its schedule: the voice stage's, at `vocoder_learning_rate`)."""
+        if not self.vocoder_steps or not self.vocoder_train_draws:
+            return self.run_voice()
+        return train_fast_student(
+            self.packed("train", "vocoder"), self.packed("heldout"), Path(self.runs) / "vocoder",
+            init=str(self.run_voice()), max_steps=self.vocoder_steps, batch_size=self.batch_size,
+            learning_rate=self.vocoder_learning_rate, dense_weight=METHODS[self.chosen_method()]["dense_weight"],
+            freeze_batchnorm=True, eval_steps=self.eval_steps, eval_clips=self.eval_clips,
+            description={"method": "voice-stage student + vocoder-resynthesised training set"},
+        )
+
     def run_ship(self) -> Path:
         """The last stage's model, its evaluate report (every held-out set, and human MOS) and model card."""
         from ..evaluation import evaluate_models, write_report
         from ..hub.cards import build_model_card
 
-        final = self.run_voice()
+        final = self.run_vocoder()
         shipped = Path(self.ship_to)
         if not (shipped / "README.md").is_file():
             model = FastMOSForMOSRegression.from_pretrained(final)
@@ -344,7 +374,8 @@ class StudentPipeline:
     def run(self, stages: list[str]) -> None:
         steps = {"speech": self.run_speech, "degrade": self.run_degrade, "label": self.run_label,
                  "pack": self.run_pack, "prune": self.pruned_init, "train": self.run_compare,
-                 "refine": self.run_refine, "voice": self.run_voice, "ship": self.run_ship}
+                 "refine": self.run_refine, "voice": self.run_voice, "vocoder": self.run_vocoder,
+                 "ship": self.run_ship}
         unknown = [s for s in stages if s not in steps]
         if unknown:
             raise ValueError(f"unknown stages {unknown}; stages: {list(steps)}")
@@ -360,4 +391,4 @@ class StudentPipeline:
                                       "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
 
 
-STAGES = ["speech", "degrade", "label", "pack", "prune", "train", "refine", "voice", "ship"]
+STAGES = ["speech", "degrade", "label", "pack", "prune", "train", "refine", "voice", "vocoder", "ship"]

@@ -94,11 +94,12 @@ def test_make_student_smoke_run_resumes_and_ships(small_teacher, tmp_path):
         clean=str(_clean_folders(tmp_path / "clean")), noise=None, train_draws=2, heldout_draws=2, preset="tiny",
         mild_train_draws=1, mild_heldout_draws=1, voice_train_draws=1, mild_voice_train_draws=1,
         vocoder_train_draws=1, batch_size=4, compare_steps=2, final_steps=3, refine_steps=2, voice_steps=2,
+        vocoder_steps=2,
         eval_steps=1, eval_clips=12, prune_steps=1, prune_finetune_steps=1, prune_final_steps=1, prune_frame_weight=1.0,
         human_data=None,
         ship_to=str(tmp_path / "shipped"), ship_window_max_hop=32000,
     )
-    stages = ["degrade", "label", "pack", "prune", "train", "refine", "voice", "ship"]
+    stages = ["degrade", "label", "pack", "prune", "train", "refine", "voice", "vocoder", "ship"]
     pipeline.run(stages)
     packed = tmp_path / "work" / "packed"
     train = PackedClips(packed / "train")
@@ -127,7 +128,10 @@ def test_make_student_smoke_run_resumes_and_ships(small_teacher, tmp_path):
     refined = tmp_path / "runs" / "refined"
     assert [h["step"] for h in read_history(refined / "eval_history.jsonl")] == [0, 1, 2]
     refined_recipe = yaml.safe_load((refined / "final" / "training_recipe.yaml").read_text())
-    assert refined_recipe["train_data"] == [str(packed / name) for name in ("train", "train-mild", "train-vocoder")]
+    assert refined_recipe["train_data"] == [str(packed / name) for name in ("train", "train-mild")]
+    voice_recipe = yaml.safe_load((tmp_path / "runs" / "voice" / "final" / "training_recipe.yaml").read_text())
+    assert voice_recipe["train_data"] == [str(packed / name) for name in
+                                          ("train", "train-mild", "train-voice", "train-mild-voice")]
     vocoded = PackedClips(packed / "train-vocoder")
     assert len(vocoded) == 6 and all(i.startswith("vocoder-") for i in vocoded.ids)
     manifest = json.loads((tmp_path / "work" / "degraded" / "train-vocoder" / "manifest.json").read_text())
@@ -141,16 +145,19 @@ def test_make_student_smoke_run_resumes_and_ships(small_teacher, tmp_path):
     model = FastMOSForMOSRegression.from_pretrained(shipped)
     assert model.config.window_max_hop == 32000  # the shipped scoring rule
     recipe = yaml.safe_load((shipped / "training_recipe.yaml").read_text())
-    assert recipe["steps"] == 2 and "voice" in recipe["method"] and recipe["shipped_window_max_hop"] == 32000
-    assert recipe["init"] == str(refined / "final") and len(recipe["train_data"]) == 5
-    assert recipe["init_recipe"]["init"] == str(stage_one) and recipe["init_recipe"]["method"].startswith(method)
+    assert recipe["steps"] == 2 and "vocoder" in recipe["method"] and recipe["shipped_window_max_hop"] == 32000
+    assert recipe["init"] == str(tmp_path / "runs" / "voice" / "final") and len(recipe["train_data"]) == 5
+    assert recipe["init_recipe"]["init"] == str(refined / "final") and "voice" in recipe["init_recipe"]["method"]
+    assert recipe["init_recipe"]["init_recipe"]["init"] == str(stage_one)
+    assert recipe["init_recipe"]["init_recipe"]["method"].startswith(method)
     assert recipe["distinct_clips"] == 36 and recipe["audio_hours_seen"] > 0
-    for name, tensor in FastMOSForMOSRegression.from_pretrained(tmp_path / "runs" / "voice" / "final").state_dict().items():
+    for name, tensor in FastMOSForMOSRegression.from_pretrained(tmp_path / "runs" / "vocoder" / "final").state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor)
     card = (shipped / "README.md").read_text()
     assert f"Stage 1: method {method}" in card and "12 distinct clips" in card  # the runs it continued
-    assert "Stage 2: " in card and "24 distinct clips" in card
-    assert "Stage 3: " in card and "36 distinct clips" in card and "In all: 7 steps" in card
+    assert "Stage 2: " in card and "18 distinct clips" in card
+    assert "Stage 3: " in card and "30 distinct clips" in card
+    assert "Stage 4: " in card and "36 distinct clips" in card and "In all: 9 steps" in card
     assert "heldout-speakers-degraded" in card and "heldout-speakers-mild" in card
     report = json.loads((shipped / "eval_report.json").read_text())
     assert report["heldout-speakers-degraded"][str(shipped)]["n"] == 8
@@ -167,7 +174,8 @@ def test_prune_stage_spends_the_presets_count_on_other_conv_widths(small_teacher
     pipeline = StudentPipeline(
         work=str(tmp_path / "work"), runs=str(tmp_path / "runs"), teacher=str(small_teacher),
         clean=str(_clean_folders(tmp_path / "clean", train=4, heldout=2)), noise=None, train_draws=1,
-        heldout_draws=1, mild_train_draws=0, voice_train_draws=0, mild_voice_train_draws=0, preset="tiny",
+        heldout_draws=1, mild_train_draws=0, voice_train_draws=0, mild_voice_train_draws=0, vocoder_train_draws=0,
+        preset="tiny",
         prune_steps=1, prune_finetune_steps=1, conv_channels=(8, 16, 16, 32, 32, 32), processes=1,
     )
     pipeline.run(["degrade", "label", "prune"])
@@ -177,6 +185,23 @@ def test_prune_stage_spends_the_presets_count_on_other_conv_widths(small_teacher
     assert preset_count * 0.9 < parameter_count(pruned) <= preset_count  # the head kept what the convs gave up
     with pytest.raises(ValueError, match="conv_channels needs 6 widths, got \\[8, 16\\]"):
         StudentPipeline(runs=str(tmp_path / "other"), preset="tiny", conv_channels=(8, 16)).run(["prune"])
+
+
+def test_each_training_stage_trains_on_the_sets_that_entered_by_then(tmp_path):
+    """The recipe: default + mild from the refinement, voice-perturbed from the voice stage, the vocoder set in
+    its own last stage; `vocoder_enters` moves it earlier (the README's variants)."""
+    names = lambda paths: [p.name for p in paths]
+    recipe = StudentPipeline(work=str(tmp_path))
+    assert names(recipe.packed("train", "refine")) == ["train", "train-mild"]
+    assert names(recipe.packed("train", "voice")) == ["train", "train-mild", "train-voice", "train-mild-voice"]
+    assert names(recipe.packed("train")) == names(recipe.packed("train", "vocoder")) == [
+        "train", "train-mild", "train-voice", "train-mild-voice", "train-vocoder"]
+    assert names(recipe.packed("heldout")) == names(recipe.packed("heldout", "refine")) == ["heldout", "heldout-mild"]
+    early = StudentPipeline(work=str(tmp_path), vocoder_enters="refine")
+    assert names(early.packed("train", "refine")) == ["train", "train-mild", "train-vocoder"]
+    assert names(StudentPipeline(vocoder_train_draws=0).packed("train")) == names(recipe.packed("train", "voice"))
+    with pytest.raises(ValueError, match="vocoder_enters must be one of .*got 'ship'"):
+        StudentPipeline(vocoder_enters="ship").packed("train")
 
 
 def test_a_failed_labelling_names_its_split(tmp_path):
