@@ -162,6 +162,10 @@ class StudentPipeline:
     ship_window_max_hop: int | None = 61440
     languages: tuple[str, ...] = ("en", "es", "fr", "it")
 
+    def __post_init__(self) -> None:
+        if self.vocoder_enters not in TRAINING_STAGES:
+            raise ValueError(f"vocoder_enters must be one of {TRAINING_STAGES}, got {self.vocoder_enters!r}")
+
     @property
     def clean_dir(self) -> Path:
         return Path(self.clean) if self.clean else Path(self.work) / "clean"
@@ -183,8 +187,6 @@ class StudentPipeline:
             sets.append(DegradationSet("train-mild-voice", "train", "mild", self.mild_voice_train_draws, 13,
                                        "mildvoice", voice=True, enters="voice"))
         if self.vocoder_train_draws:
-            if self.vocoder_enters not in TRAINING_STAGES:
-                raise ValueError(f"vocoder_enters must be one of {TRAINING_STAGES}, got {self.vocoder_enters!r}")
             sets.append(DegradationSet("train-vocoder", "train", "vocoder", self.vocoder_train_draws, VOCODER_SEED,
                                        "vocoder", enters=self.vocoder_enters))
         return sets
@@ -305,11 +307,19 @@ class StudentPipeline:
         final = self.train_method(method, self.final_steps, output)
         if not self.refine_steps:
             return final
+        return self._continue(final, "refine", Path(self.runs) / "refined", self.refine_steps,
+                              self.refine_learning_rate, f"{method}, refined on every training set")
+
+    def _continue(self, init: Path, stage: str, output: Path, steps: int, learning_rate: float, method: str,
+                  train: list[Path] | None = None, seed: int = 0) -> Path:
+        """`init` trained on for `steps` with fixed BatchNorm statistics (re-estimated on the data first) on
+        packed sets `train` (default: what TRAINING_STAGES' `stage` trains on): the chosen method's dense
+        target, evaluated on every held-out set."""
         return train_fast_student(
-            self.packed("train", "refine"), self.packed("heldout"), Path(self.runs) / "refined", init=str(final),
-            max_steps=self.refine_steps, batch_size=self.batch_size, learning_rate=self.refine_learning_rate,
-            dense_weight=METHODS[method]["dense_weight"], freeze_batchnorm=True, eval_steps=self.eval_steps,
-            eval_clips=self.eval_clips, description={"method": f"{method}, refined on every training set"},
+            train if train is not None else self.packed("train", stage), self.packed("heldout"), output,
+            init=str(init), max_steps=steps, batch_size=self.batch_size, learning_rate=learning_rate,
+            dense_weight=METHODS[self.chosen_method()]["dense_weight"], freeze_batchnorm=True,
+            eval_steps=self.eval_steps, eval_clips=self.eval_clips, seed=seed, description={"method": method},
         )
 
     def run_voice(self) -> Path:
@@ -324,25 +334,16 @@ class StudentPipeline:
         """The voice stage's training (from the refined model, its steps and schedule) on packed sets `train`
         into `output`: the stage itself, or a variant of it on other data or with another `seed` (its
         batch order and the clips that re-estimate BatchNorm statistics)."""
-        return train_fast_student(
-            train, self.packed("heldout"), output, init=str(self.run_refine()),
-            max_steps=self.voice_steps, batch_size=self.batch_size, learning_rate=self.voice_learning_rate,
-            dense_weight=METHODS[self.chosen_method()]["dense_weight"], freeze_batchnorm=True,
-            eval_steps=self.eval_steps, eval_clips=self.eval_clips, seed=seed, description={"method": method},
-        )
+        return self._continue(self.run_refine(), "voice", output, self.voice_steps, self.voice_learning_rate, method,
+                              train=train, seed=seed)
 
     def run_vocoder(self) -> Path:
         """The voice stage's model trained on for `vocoder_steps` on every training set, the vocoder set
         included (its schedule: the voice stage's, at `vocoder_learning_rate`)."""
         if not self.vocoder_steps or not self.vocoder_train_draws:
             return self.run_voice()
-        return train_fast_student(
-            self.packed("train", "vocoder"), self.packed("heldout"), Path(self.runs) / "vocoder",
-            init=str(self.run_voice()), max_steps=self.vocoder_steps, batch_size=self.batch_size,
-            learning_rate=self.vocoder_learning_rate, dense_weight=METHODS[self.chosen_method()]["dense_weight"],
-            freeze_batchnorm=True, eval_steps=self.eval_steps, eval_clips=self.eval_clips,
-            description={"method": "voice-stage student + vocoder-resynthesised training set"},
-        )
+        return self._continue(self.run_voice(), "vocoder", Path(self.runs) / "vocoder", self.vocoder_steps,
+                              self.vocoder_learning_rate, "voice-stage student + vocoder-resynthesised training set")
 
     def run_ship(self) -> Path:
         """The last stage's model, its evaluate report (every held-out set, and human MOS) and model card."""
