@@ -10,9 +10,10 @@ more training set, every training clip coded twice by one codec (`--codec`), aga
   a speech codec the training catalogues do not have (they code with MP3, G.711 and a Griffin-Lim vocoder);
 * vocoder: the Griffin-Lim vocoder resynthesis of the mild catalogue alone, over a wider range (the
   package's `catalogue_vocoder.yaml`): the artefact family that lifted bvrnn_mushra when the mild set came
-  in. Its training set is `make student`'s vocoder set (same seed and clip ids, made again here under
-  WORK/codec-lever), which the recipe trains on in a stage of its own after the voice stage; this benchmark's
-  variant is the recipe with `--set vocoder_enters=voice vocoder_steps=0`.
+  in. Its training set is `make student`'s vocoder set, read from where `make student` keeps it
+  (WORK/packed/train-vocoder; made there first when missing), which the recipe trains on in a stage of its
+  own after the voice stage; this benchmark's variant is the recipe with `--set vocoder_enters=voice
+  vocoder_steps=0`.
 
 It prints PCC / SRCC with the teacher (95 % bootstrap CIs and paired differences) on
 
@@ -27,7 +28,7 @@ MUSHRA sets like bvrnn_mushra, whose listeners rate the conditions of one stimul
 standard deviations and PCC of each part with the teacher's (and the human MOS's) same part. `--also MODEL`
 adds other models to every comparison (e.g. runs/distillmos-fast, the teacher's weights as a fast model).
 
-The new sets are degraded, labelled and packed by `make student`'s own stages under WORK/codec-lever
+The other sets are degraded, labelled and packed by `make student`'s own stages under WORK/codec-lever
 (resumable):
 
     python benchmarks/codec_lever.py --codec opus --also runs/distillmos-fast checkpoints/hf-sqa-fast
@@ -38,6 +39,7 @@ One run, 2 threads; about 46 min on this machine (13 for the sets, 30 for the vo
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -113,8 +115,13 @@ def main() -> None:
     pipeline = StudentPipeline(work=args.work, runs=args.runs)
     control = made_run(args.runs, "voice/final", "its voice stage")
     codec = args.codec
-    coded_train, coded_heldout = pack_sets(list(CODEC_SETS[codec]), Path(args.work) / "codec-lever",
-                                           Path(args.work) / "clean")
+    train_set, heldout_set = CODEC_SETS[codec]
+    work, clean = Path(args.work), Path(args.work) / "clean"
+    # a training set of make student's own (the vocoder set: same name, catalogue, draws, seed and clip ids)
+    # is read from, or made in, WORK, not made twice
+    own = any(replace(d, enters=train_set.enters) == train_set for d in pipeline.degradation_sets())
+    [coded_train] = pack_sets([train_set], work if own else work / "codec-lever", clean)
+    [coded_heldout] = pack_sets([heldout_set], work / "codec-lever", clean)
     stage_clips, extra = len(PackedClips(pipeline.packed("train", "voice"))), len(PackedClips([coded_train]))
     print(f"train-{codec}: {extra} coded training clips, {extra / (extra + stage_clips):.0%} of the stage's clips")
     variant = pipeline.train_voice_stage(pipeline.packed("train", "voice") + [coded_train], Path(args.output) / codec,
