@@ -274,7 +274,10 @@ def card_sections(facts: CheckpointFacts, rows: list[dict], repo_id: str, speed_
 
     evaluation = ["## Evaluation", "", "No evaluation report was given for this card."]
     if rows:
-        evaluation = ["## Evaluation", "", "Against human MOS (`hf-sqa evaluate`; 95 % bootstrap CI of the PCC):", "",
+        evaluation = ["## Evaluation", "",
+                      "Against each corpus's MOS column (`hf-sqa evaluate`; 95 % bootstrap CI of the PCC): human "
+                      "ratings, or a teacher's scores where a corpus was labelled by one (a student's held-out "
+                      "speakers); the pooled row mixes them:", "",
                       "| corpus | clips | PCC (95 % CI) | SRCC | KTAU | RMSE | system PCC |",
                       "|---|---:|---|---:|---:|---:|---:|"]
         for row in rows:
