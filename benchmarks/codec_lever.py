@@ -39,7 +39,6 @@ One run, 2 threads; about 46 min on this machine (13 for the sets, 30 for the vo
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -117,10 +116,9 @@ def main() -> None:
     codec = args.codec
     train_set, heldout_set = CODEC_SETS[codec]
     work, clean = Path(args.work), Path(args.work) / "clean"
-    # a training set of make student's own (the vocoder set: same name, catalogue, draws, seed and clip ids)
-    # is read from, or made in, WORK, not made twice
-    own = any(replace(d, enters=train_set.enters) == train_set for d in pipeline.degradation_sets())
-    [coded_train] = pack_sets([train_set], work if own else work / "codec-lever", clean)
+    # make student's own set of that name (the vocoder set) is read from, or made in, WORK: not made twice
+    own = {d.name: d for d in pipeline.degradation_sets()}.get(train_set.name)
+    [coded_train] = pack_sets([own or train_set], work if own else work / "codec-lever", clean)
     [coded_heldout] = pack_sets([heldout_set], work / "codec-lever", clean)
     stage_clips, extra = len(PackedClips(pipeline.packed("train", "voice"))), len(PackedClips([coded_train]))
     print(f"train-{codec}: {extra} coded training clips, {extra / (extra + stage_clips):.0%} of the stage's clips")
