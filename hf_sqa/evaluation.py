@@ -1,7 +1,10 @@
 """Evaluate MOS models on labelled SPECs: per-corpus and pooled metrics, a JSON report, scatter plots.
 
-Report layout: ``{"<corpus>": {"<model>": {"n", "pcc", "srcc", "ktau", "rmse", CIs, system_*}}}`` with a
-``"pooled"`` corpus holding all corpora together.
+Report layout: ``{"<corpus>": {"<model>": {"n", "pcc", "srcc", "ktau", "rmse", CIs, system_*, "reference"}}}``.
+``reference`` says what the corpus's MOS column holds: ``"human"`` ratings, or ``"teacher:<name>"`` for the
+teacher's scores of `hf-sqa pseudo-label` shards read with ``#mos=teacher_mos`` (a student's held-out
+speakers). Corpora are pooled only with corpora of the same reference: ``"pooled"`` when every corpus has
+one reference, else ``"pooled (<reference>)"`` for each reference held by two corpora or more.
 """
 
 from __future__ import annotations
@@ -13,31 +16,58 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.specs import SpecError, parse_spec, resolve
+from .data.pseudo_label import TEACHER_MOS
+from .data.specs import Spec, SpecError, parse_spec, resolve
 from .metrics import mos_metrics
 from .scoring import iter_scores, load_model
 
 POOLED = "pooled"
+HUMAN = "human"
+
+
+def mos_reference(spec: Spec) -> str:
+    """What a SPEC's MOS column holds: "teacher:<name>" when it is the `teacher_mos` column of
+    `hf-sqa pseudo-label` shards (the name from the folder's manifest.json; "teacher" without one), else
+    "human" (a MOS folder's or a dataset's ratings)."""
+    if spec.options.get("mos", "mos") != TEACHER_MOS:
+        return HUMAN
+    manifest = Path(spec.location) / "manifest.json"
+    teacher = json.loads(manifest.read_text()).get("teacher") if manifest.is_file() else None
+    return f"teacher:{teacher}" if teacher else "teacher"
+
+
+def describe_reference(reference: str | None) -> str:
+    """A report's reference in words, for tables and plots ("human MOS", "teacher's MOS (distillmos)")."""
+    if reference is None:
+        return "the corpus's MOS (source not recorded)"  # reports written before the reference was
+    if reference == HUMAN:
+        return "human MOS"
+    _, _, teacher = reference.partition(":")
+    return f"teacher's MOS ({teacher})" if teacher else "a teacher's MOS"
 
 
 @dataclass
 class CorpusScores:
-    """Human MOS and each model's predictions for one corpus (items in the corpus' order)."""
+    """Reference MOS (human, or a teacher's: `reference`) and each model's predictions for one corpus (items
+    in the corpus' order)."""
 
     targets: np.ndarray
     conditions: list
+    reference: str = HUMAN
     predictions: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
 class SpecClips:
-    """The decoded clips of a SPEC, in its order, with their MOS (NaN where a row has none)."""
+    """The decoded clips of a SPEC, in its order, with their MOS (NaN where a row has none) and what that MOS
+    is (`mos_reference`)."""
 
     corpus: str
     ids: list[str]
     audios: list[np.ndarray]
     mos: np.ndarray
     conditions: list
+    reference: str
 
 
 def spec_clips(spec: str) -> SpecClips:
@@ -46,7 +76,7 @@ def spec_clips(spec: str) -> SpecClips:
     return SpecClips(
         corpus=parsed.corpus, ids=[row["id"] for row in rows], audios=[row["audio"] for row in rows],
         mos=np.array([np.nan if row["mos"] is None else row["mos"] for row in rows], dtype=np.float64),
-        conditions=[row["condition"] for row in rows],
+        conditions=[row["condition"] for row in rows], reference=mos_reference(parsed),
     )
 
 
@@ -64,14 +94,15 @@ def evaluate_models(
     models: list[str], specs: list[str], batch_size: int = 8, device: str | None = None,
     precision: str = "fp32", n_boot: int = 1000, seed: int = 0,
 ) -> tuple[dict, dict[str, CorpusScores]]:
-    """(report, scores) for every model on every labelled SPEC and pooled over them."""
+    """(report, scores) for every model on every labelled SPEC, and pooled over the SPECs of each reference."""
     corpora: dict[str, tuple[list[np.ndarray], CorpusScores]] = {}
     for spec in specs:
         clips = _labelled_clips(spec)
         key, suffix = clips.corpus, 2
         while key in corpora:  # two SPECs with one corpus name stay apart
             key, suffix = f"{clips.corpus}_{suffix}", suffix + 1
-        corpora[key] = (clips.audios, CorpusScores(targets=clips.mos, conditions=clips.conditions))
+        corpora[key] = (clips.audios, CorpusScores(targets=clips.mos, conditions=clips.conditions,
+                                                   reference=clips.reference))
     for model_name in models:
         model = load_model(model_name, device=device)
         for audios, scores in corpora.values():
@@ -79,26 +110,33 @@ def evaluate_models(
                                        precision=precision))
             scores.predictions[model_name] = np.array([r.mos for r in results])
     scores = {key: value for key, (_, value) in corpora.items()}
-    if len(scores) > 1:
-        scores[POOLED] = CorpusScores(
-            targets=np.concatenate([s.targets for s in scores.values()]),
-            conditions=[f"{key}/{c}" if c is not None else None for key, s in scores.items() for c in s.conditions],
-            predictions={m: np.concatenate([s.predictions[m] for s in scores.values()]) for m in models},
-        )
+    by_reference: dict[str, dict[str, CorpusScores]] = {}
+    for key, value in scores.items():
+        by_reference.setdefault(value.reference, {})[key] = value
+    for reference, group in by_reference.items():
+        if len(group) > 1:  # human ratings and a teacher's scores are different scales: never pooled together
+            scores[POOLED if len(by_reference) == 1 else f"{POOLED} ({reference})"] = CorpusScores(
+                targets=np.concatenate([s.targets for s in group.values()]),
+                conditions=[f"{key}/{c}" if c is not None else None for key, s in group.items() for c in s.conditions],
+                reference=reference,
+                predictions={m: np.concatenate([s.predictions[m] for s in group.values()]) for m in models},
+            )
     report = {
-        corpus: {m: mos_metrics(s.predictions[m], s.targets, s.conditions, n_boot=n_boot, seed=seed) for m in models}
+        corpus: {m: {**mos_metrics(s.predictions[m], s.targets, s.conditions, n_boot=n_boot, seed=seed),
+                     "reference": s.reference} for m in models}
         for corpus, s in scores.items()
     }
     return report, scores
 
 
 def format_report(report: dict) -> str:
-    lines = [f"{'corpus':<22} {'model':<28} {'n':>5} {'PCC':>7} {'(95% CI)':>15} {'SRCC':>7} {'KTAU':>7} {'RMSE':>7}"]
+    lines = [f"{'corpus':<22} {'model':<28} {'n':>5} {'PCC':>7} {'(95% CI)':>15} {'SRCC':>7} {'KTAU':>7} {'RMSE':>7}"
+             "  reference"]
     for corpus, by_model in report.items():
         for model, m in by_model.items():
             ci = f"({m['pcc_ci_low']:.3f},{m['pcc_ci_high']:.3f})"
             lines.append(f"{corpus:<22} {Path(model).name[:28]:<28} {m['n']:>5} {m['pcc']:>7.3f} {ci:>15} "
-                         f"{m['srcc']:>7.3f} {m['ktau']:>7.3f} {m['rmse']:>7.3f}")
+                         f"{m['srcc']:>7.3f} {m['ktau']:>7.3f} {m['rmse']:>7.3f}  {describe_reference(m.get('reference'))}")
     return "\n".join(lines)
 
 
@@ -110,7 +148,7 @@ def write_report(report: dict, path: str | os.PathLike) -> Path:
 
 
 def plot_scatter(scores: dict[str, CorpusScores], path: str | os.PathLike) -> Path:
-    """Predicted vs. human MOS, one panel per corpus, one colour per model."""
+    """Predicted vs. reference MOS (human, or a teacher's), one panel per corpus, one colour per model."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,7 +161,7 @@ def plot_scatter(scores: dict[str, CorpusScores], path: str | os.PathLike) -> Pa
         for model, predictions in data.predictions.items():
             axis.scatter(data.targets, predictions, s=12, alpha=0.7, label=Path(model).name)
         axis.plot([1, 5], [1, 5], color="grey", linewidth=0.8)
-        axis.set(xlim=(1, 5), ylim=(1, 5), xlabel="human MOS", ylabel="predicted MOS", title=corpus)
+        axis.set(xlim=(1, 5), ylim=(1, 5), xlabel=describe_reference(data.reference), ylabel="predicted MOS", title=corpus)
         axis.legend(fontsize=7, loc="upper left")
     figure.tight_layout()
     path = Path(path)

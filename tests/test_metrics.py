@@ -125,3 +125,43 @@ def test_evaluate_refuses_unlabelled_data(tiny_checkpoint, tmp_path, capsys):
     assert main(["evaluate", "--model", str(tiny_checkpoint), "--data", str(tmp_path / "audio"),
                  "--output", str(tmp_path / "r.json")]) == 2
     assert "has no MOS label" in capsys.readouterr().err
+
+
+def test_evaluate_records_each_corpus_reference_and_pools_within_one(tiny_checkpoint, tmp_path):
+    """Human-rated folders and a teacher's pseudo-labels of degraded speech are scored against different
+    references: the report says which, and pools each reference's corpora apart."""
+    from hf_sqa.data.pseudo_label import pseudo_label
+    from hf_sqa.evaluation import evaluate_models, format_report
+
+    specs = []
+    for corpus, offset in (("alpha", 0), ("beta", 10)):
+        folder = tmp_path / corpus
+        lines = ["path,mos,condition"]
+        for i in range(5):
+            write_clip(folder / f"{i}.wav", synthetic_speech(1.0, seed=offset + i, noise_db=5 * i))
+            lines.append(f"{i}.wav,{1 + 0.8 * i:.1f},c{i % 2}")
+        (folder / "labels.csv").write_text("\n".join(lines) + "\n")
+        specs.append(str(folder))
+        # the same clips labelled by a teacher (here the tiny model itself): scored against its teacher_mos
+        pseudo_label(str(tiny_checkpoint), str(folder), tmp_path / f"{corpus}-labelled", shard_size=3, progress=False)
+        specs.append(f"{tmp_path / f'{corpus}-labelled'}#mos=teacher_mos,corpus={corpus}-teacher")
+    model = str(tiny_checkpoint)
+    teacher = f"teacher:{tiny_checkpoint}"
+    report, scores = evaluate_models([model], specs, n_boot=20)
+    assert set(report) == {"alpha", "beta", "alpha-teacher", "beta-teacher", "pooled (human)", f"pooled ({teacher})"}
+    assert [report[c][model]["reference"] for c in ("alpha", "beta", "pooled (human)")] == ["human"] * 3
+    assert [report[c][model]["reference"] for c in ("alpha-teacher", f"pooled ({teacher})")] == [teacher] * 2
+    assert report["pooled (human)"][model]["n"] == report[f"pooled ({teacher})"][model]["n"] == 10
+    # the teacher's pooled targets are its own scores of the clips, not the human ratings
+    human, labels = scores["pooled (human)"], scores[f"pooled ({teacher})"]
+    np.testing.assert_allclose(labels.targets, labels.predictions[model], atol=1e-4)
+    assert not np.allclose(human.targets, labels.targets)
+    assert report[f"pooled ({teacher})"][model]["pcc"] == pytest.approx(1.0, abs=1e-4)
+    # one reference: a single "pooled" row, as before
+    report, _ = evaluate_models([model], specs[1::2], n_boot=20)
+    assert set(report) == {"alpha-teacher", "beta-teacher", "pooled"} and report["pooled"][model]["reference"] == teacher
+    # a teacher_mos column without the pseudo-labeller's manifest: a teacher, name unknown
+    (tmp_path / "alpha-labelled" / "manifest.json").unlink()
+    report, _ = evaluate_models([model], [specs[1]], n_boot=20)
+    assert report["alpha-teacher"][model]["reference"] == "teacher"
+    assert "a teacher's MOS" in format_report(report)

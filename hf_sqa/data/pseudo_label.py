@@ -26,8 +26,9 @@ from ..scoring import score_batch, load_model
 from .shards import check_manifest, shard_name, write_shard
 from .specs import resolve
 
+TEACHER_MOS = "teacher_mos"  # the column of the teacher's clip MOS (what `hf-sqa evaluate` recognises as one)
 TEACHER_FEATURES = {
-    "teacher_mos": Value("float32"),
+    TEACHER_MOS: Value("float32"),
     "teacher_window_mos": List(Value("float32")),
     "teacher_error": Value("string"),
 }
@@ -111,7 +112,7 @@ def pseudo_label(
                 mos, segments = next(scored) if audio is not None else (None, [])
                 for c in columns:
                     out[c].append(_encoded(row[c]) if c == "audio" else row[c])
-                out["teacher_mos"].append(None if mos is None else float(mos))
+                out[TEACHER_MOS].append(None if mos is None else float(mos))
                 out["teacher_window_mos"].append([s.mos for s in segments])
                 out["teacher_error"].append(error)
             bar.update(len(batch))

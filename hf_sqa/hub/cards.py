@@ -21,6 +21,8 @@ from pathlib import Path
 import yaml
 from huggingface_hub import EvalResult, EvalResultEntry, ModelCard, ModelCardData, eval_result_entries_to_yaml
 
+from ..evaluation import describe_reference
+
 KINDS = ("teacher", "student", "pruned", "imported")
 TASK_TYPE = "audio-classification"  # the Hub has no MOS-regression task; scores are audio-level outputs
 TASK_NAME = "Speech quality assessment (MOS prediction)"
@@ -147,7 +149,8 @@ def _model_index_results(rows: list[dict]) -> list[EvalResult]:
                 continue
             results.append(EvalResult(
                 task_type=TASK_TYPE, task_name=TASK_NAME, dataset_type=row["corpus"], dataset_name=row["corpus"],
-                dataset_split="test", metric_type=metric_type, metric_name=metric_name,
+                dataset_split="test", metric_type=metric_type,
+                metric_name=f"{metric_name} against {describe_reference(row.get('reference'))}",
                 metric_value=round(float(row[key]), 4)))
     return results
 
@@ -161,7 +164,8 @@ def eval_results_files(rows: list[dict], dataset_ids: dict[str, str]) -> dict[st
         if dataset_id is None:
             continue
         entries = [EvalResultEntry(dataset_id=dataset_id, task_id=key, value=round(float(row[key]), 4),
-                                   notes=f"{METRICS[key][1]} against human MOS, {row.get('n')} clips")
+                                   notes=f"{METRICS[key][1]} against {describe_reference(row.get('reference'))}, "
+                                         f"{row.get('n')} clips")
                    for key in METRICS if row.get(key) is not None]
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", row["corpus"])
         files[f".eval_results/{name}.yaml"] = yaml.safe_dump(eval_result_entries_to_yaml(entries), sort_keys=False)
@@ -275,16 +279,17 @@ def card_sections(facts: CheckpointFacts, rows: list[dict], repo_id: str, speed_
     evaluation = ["## Evaluation", "", "No evaluation report was given for this card."]
     if rows:
         evaluation = ["## Evaluation", "",
-                      "Against each corpus's MOS column (`hf-sqa evaluate`; 95 % bootstrap CI of the PCC): human "
-                      "ratings, or a teacher's scores where a corpus was labelled by one (a student's held-out "
-                      "speakers); the pooled row mixes them:", "",
-                      "| corpus | clips | PCC (95 % CI) | SRCC | KTAU | RMSE | system PCC |",
-                      "|---|---:|---|---:|---:|---:|---:|"]
+                      "Against each corpus's reference MOS (`hf-sqa evaluate`; 95 % bootstrap CI of the PCC): "
+                      "human ratings, or the scores of the teacher that labelled the corpus (a student's held-out "
+                      "speakers); a pooled row pools corpora of one reference:", "",
+                      "| corpus | reference | clips | PCC (95 % CI) | SRCC | KTAU | RMSE | system PCC |",
+                      "|---|---|---:|---|---:|---:|---:|---:|"]
         for row in rows:
             ci = f" ({row['pcc_ci_low']:.3f}–{row['pcc_ci_high']:.3f})" if row.get("pcc_ci_low") is not None else ""
             system = f"{row['system_pcc']:.3f}" if row.get("system_pcc") is not None else "–"
-            evaluation.append(f"| {row['corpus']} | {row.get('n', '')} | {row['pcc']:.3f}{ci} | {row['srcc']:.3f} | "
-                              f"{row['ktau']:.3f} | {row['rmse']:.3f} | {system} |")
+            evaluation.append(f"| {row['corpus']} | {describe_reference(row.get('reference'))} | {row.get('n', '')} | "
+                              f"{row['pcc']:.3f}{ci} | {row['srcc']:.3f} | {row['ktau']:.3f} | {row['rmse']:.3f} | "
+                              f"{system} |")
 
     pruning = []
     if facts.pruning:

@@ -349,9 +349,6 @@ class StudentPipeline:
 
     def run_ship(self) -> Path:
         """The last stage's model, its evaluate report (every held-out set, and human MOS) and model card."""
-        from ..evaluation import evaluate_models, write_report
-        from ..hub.cards import build_model_card
-
         final = self.run_vocoder()
         shipped = Path(self.ship_to)
         if not (shipped / "README.md").is_file():
@@ -363,16 +360,25 @@ class StudentPipeline:
             shutil.rmtree(shipped, ignore_errors=True)
             model.save_pretrained(shipped)
             (shipped / "training_recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
-            specs = [f"{self.path('labelled', d.name)}#corpus=heldout-speakers-{d.catalogue or 'degraded'},mos=teacher_mos"
-                     for d in self.degradation_sets() if d.clean_split == "heldout"]
-            if self.human_data and Path(self.human_data).is_dir():
-                specs.append(self.human_data)
-            report, _ = evaluate_models([str(shipped)], specs, n_boot=1000)
-            write_report(report, shipped / "eval_report.json")
-            card = build_model_card(shipped, "hf-sqa/hf-sqa-fast", eval_report=str(shipped / "eval_report.json"),
-                                    model_key=str(shipped), kind="student", language=list(self.languages))
-            card.save(shipped / "README.md")  # written last: its presence marks the shipped folder complete
+            self.evaluate_and_card(shipped)
         return shipped
+
+    def evaluate_and_card(self, shipped: Path) -> None:
+        """A shipped model's `hf-sqa evaluate` report (eval_report.json: every held-out set against the
+        teacher's labels, and human MOS) and its model card (README.md, written last: its presence marks
+        the shipped folder complete)."""
+        from ..evaluation import evaluate_models, write_report
+        from ..hub.cards import build_model_card
+
+        specs = [f"{self.path('labelled', d.name)}#corpus=heldout-speakers-{d.catalogue or 'degraded'},mos=teacher_mos"
+                 for d in self.degradation_sets() if d.clean_split == "heldout"]
+        if self.human_data and Path(self.human_data).is_dir():
+            specs.append(self.human_data)
+        report, _ = evaluate_models([str(shipped)], specs, n_boot=1000)
+        write_report(report, shipped / "eval_report.json")
+        card = build_model_card(shipped, "hf-sqa/hf-sqa-fast", eval_report=str(shipped / "eval_report.json"),
+                                model_key=str(shipped), kind="student", language=list(self.languages))
+        card.save(shipped / "README.md")
 
     def run(self, stages: list[str]) -> None:
         steps = {"speech": self.run_speech, "degrade": self.run_degrade, "label": self.run_label,

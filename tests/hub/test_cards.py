@@ -55,7 +55,7 @@ def check_card(card: ModelCard, report: dict, model_key: str, license: str, kind
     assert results[("noisy_corpus", "kendalltau")] == round(metrics["ktau"], 4)
     assert results[("noisy_corpus", "rmse")] == round(metrics["rmse"], 4)
     text = card.text
-    assert f"| noisy_corpus | 10 | {metrics['pcc']:.3f}" in text
+    assert f"| noisy_corpus | human MOS | 10 | {metrics['pcc']:.3f}" in text
     assert 'AutoModel.from_pretrained("me/model", trust_remote_code=True)' in text
     assert "16 kHz" in text and "Intended use" in text
     assert "{{" not in text and "{%" not in text  # fully rendered
@@ -123,7 +123,15 @@ def test_eval_results_files_for_hub_benchmarks(tiny_checkpoint, labelled_folder,
     assert all(e["dataset"]["id"] == "someone/noisy-benchmark" for e in entries)
     pcc = next(e for e in entries if e["dataset"]["task_id"] == "pcc")
     assert pcc["value"] == round(report["noisy_corpus"][str(tiny_checkpoint)]["pcc"], 4)
+    assert pcc["notes"] == "PCC against human MOS, 10 clips"
     assert eval_results_files(rows, {}) == {}  # no Hub benchmark id: no file (nothing invented)
+    # a corpus scored against a teacher's labels says so, and one from an older report says it is unknown
+    teacher_row = {**rows[0], "corpus": "held_out", "reference": "teacher:distillmos"}
+    old_row = {key: value for key, value in rows[0].items() if key != "reference"} | {"corpus": "old"}
+    files = eval_results_files([teacher_row, old_row], {"held_out": "a/b", "old": "c/d"})
+    notes = {name: yaml.safe_load(text)[0]["notes"] for name, text in files.items()}
+    assert notes == {".eval_results/held_out.yaml": "PCC against teacher's MOS (distillmos), 10 clips",
+                     ".eval_results/old.yaml": "PCC against the corpus's MOS (source not recorded), 10 clips"}
 
 
 def test_report_with_several_models_needs_a_model_key(tiny_checkpoint, labelled_folder, distillmos_dir):

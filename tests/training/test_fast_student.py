@@ -162,6 +162,11 @@ def test_make_student_smoke_run_resumes_and_ships(small_teacher, tmp_path):
     report = json.loads((shipped / "eval_report.json").read_text())
     assert report["heldout-speakers-degraded"][str(shipped)]["n"] == 8
     assert report["heldout-speakers-mild"][str(shipped)]["n"] == 4
+    # scored against the teacher's labels, and the card says so; pooled with each other only
+    assert {corpus: entry[str(shipped)]["reference"] for corpus, entry in report.items()} == {
+        "heldout-speakers-degraded": f"teacher:{small_teacher}", "heldout-speakers-mild": f"teacher:{small_teacher}",
+        "pooled": f"teacher:{small_teacher}"}
+    assert f"| heldout-speakers-mild | teacher's MOS ({small_teacher}) | 4 |" in card
     assert parameter_count(model) < parameter_count(ConvTransformerForMOSRegression(student_config("small")))
     # a rerun finds every stage done: nothing is labelled or trained again
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "work" / "labelled").rglob("*.parquet")}
