@@ -44,11 +44,14 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/score_speed.py --breakdown
 
 # the fast student end to end: clean speech -> degradation -> teacher labels -> training -> evaluation -> card
-# (resumable: run it again after a kill; needs espeak-ng, ffmpeg and Debian's Asterisk prompts, installed here)
+# (resumable: run it again after a kill; needs espeak-ng, ffmpeg, Debian's Asterisk prompts and its recorded
+# words of KLettres and KTuberling, installed here)
 student: $(STAMP)
-	@command -v espeak-ng >/dev/null && command -v ffmpeg >/dev/null && dpkg -s asterisk-core-sounds-ru-g722 >/dev/null 2>&1 || { \
+	@command -v espeak-ng >/dev/null && command -v ffmpeg >/dev/null && dpkg -s asterisk-core-sounds-ru-g722 \
+	  klettres-data ktuberling-data >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO \
-	  apt-get install -y -q espeak-ng ffmpeg $(foreach l,en es fr it ru,asterisk-core-sounds-$(l)-g722); }
+	  apt-get install -y -q espeak-ng ffmpeg $(foreach l,en es fr it ru,asterisk-core-sounds-$(l)-g722) \
+	  klettres-data ktuberling-data; }
 	$(BIN)/python training_scripts/make_student.py $(STUDENT_ARGS)
 
 # regenerate examples/ (needs espeak-ng)

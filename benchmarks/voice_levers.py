@@ -1,13 +1,17 @@
-"""More voices in the fast student's voice stage: what three more sources of speech add on held-out speakers.
+"""More voices in the fast student's training: what more sources of speech add on held-out speakers.
 
 `make student`'s voice stage (the refined model trained on for `voice_steps` steps on every training set)
 run again with one more source in its training data, against the voice stage as `make student` ran it
-(RUNS/voice/final): same start, seed, steps, batch and schedule. The sources:
+(RUNS/voice/final): same start, seed, steps, batch and schedule. With `--stage vocoder` the vocoder stage
+(its steps and schedule, from `--start`) is run again instead, against `--control`; with `--together` the
+sources go into one variant instead of one each. The sources:
 
 * klettres: the recorded letters and syllables of Debian's klettres-data (KDE's KLettres, GPL-2+; one
   native speaker per language), silence-trimmed and joined into 4-8 s clips with short pauses: 231 clips
   (25 min) in 19 voices and languages the training never had (Russian, the held-out language, left out), at
   most 150 s per voice;
+* ktuberling: the recorded words of Debian's ktuberling-data (KDE's KTuberling, GPL-2+; one speaker per
+  language), joined the same way: 21 languages besides Russian (one recording of the four Serbian scripts);
 * short-crops: 1-4 s crops of the LibriSpeech training clips (one from each third of a clip, when it fits):
   597 clips of the training's 251 LibriSpeech voices at the clip length where the student's held-out error
   is largest (the held-out Asterisk prompts are short, the LibriSpeech pieces long);
@@ -15,15 +19,20 @@ run again with one more source in its training data, against the voice stage as 
   with its pitch and its spectral envelope moved independently (F0 x 0.7-1.45, formants x 0.88-1.14,
   log-uniform): voices the speed perturbation cannot make, as it moves pitch and formants together.
 
-Each is degraded with both catalogues (klettres also speed-perturbed, as the voice stage's own sets),
-labelled by the teacher and packed by `make student`'s own stages under WORK/voice-levers/<source>
-(resumable). Needs klettres-data (`apt-get install klettres-data`), pyworld (`pip install pyworld
-'setuptools<81'`: it imports pkg_resources) and `make student`'s runs. Prints PCC /
+Each is degraded with both catalogues (klettres and ktuberling also speed-perturbed, as the voice stage's own
+sets), labelled by the teacher and packed by `make student`'s own stages (resumable): klettres and
+ktuberling are now `make student`'s word sources (its vocoder stage trains on them), so their sets are its
+own (WORK/packed/train-kl*, train-kt*); the others are made under WORK/voice-levers/<source>. The stages as
+run are `make student`'s without the word sources. Needs klettres-data and ktuberling-data (`make student`
+installs them), pyworld (`pip install pyworld 'setuptools<81'`: it imports pkg_resources) and `make
+student`'s runs. Prints PCC /
 SRCC (95 % bootstrap CIs) with the teacher on all held-out clips of both catalogues, scored with the
 teacher's windows as in training, and each variant's paired difference from the voice stage as run; last,
 the "soup" of them all (their weights averaged: runs from one start, so one more model at no training cost):
 
     python benchmarks/voice_levers.py
+    python benchmarks/voice_levers.py --sources klettres ktuberling --together --stage vocoder \
+        --start PREVIOUS_FAST --control VOCODER_STAGE_AS_RUN
 
 One run, 2 threads; about 1.5 h on 2 idle cores (three voice stages of 17-21 min, about 25 min of data).
 """
@@ -34,29 +43,23 @@ import argparse
 import copy
 import multiprocessing
 import random
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
 import torch
 
 from hf_sqa.audio import load_audio
+from hf_sqa.data.student_speech import write_word_speech
 from hf_sqa.metrics import compare_with_first
 from hf_sqa.scoring import load_model, score
 from hf_sqa.training.packed import PackedClips
-from hf_sqa.training.student_pipeline import DegradationSet, StudentPipeline
+from hf_sqa.training.student_pipeline import WORD_SETS, DegradationSet, StudentPipeline
 
 from generalisation_gap import made_run, pack_sets
 
 SAMPLING_RATE = 16000
-HELD_OUT_LANGUAGE = "ru"
 SOURCES = {
-    "klettres": [DegradationSet("train-kl", "train", None, 6, 41, "kl"),
-                 DegradationSet("train-kl-mild", "train", "mild", 3, 43, "klmild"),
-                 DegradationSet("train-kl-voice", "train", None, 3, 47, "klvoice", voice=True),
-                 DegradationSet("train-kl-mild-voice", "train", "mild", 2, 53, "klmildvoice", voice=True)],
     "short-crops": [DegradationSet("train-short", "train", None, 3, 61, "short"),
                     DegradationSet("train-short-mild", "train", "mild", 1, 67, "shortmild")],
     "world": [DegradationSet("train-world", "train", None, 1, 71, "world"),
@@ -67,58 +70,6 @@ SOURCES = {
 # about an octave and 15-20 %)
 WORLD_F0_RATIO = (0.7, 1.45)
 WORLD_ENVELOPE_WARP = (0.88, 1.14)
-
-
-def trim_silence(samples: np.ndarray, floor_db: float = -35.0, frame: int = 320) -> np.ndarray:
-    """The samples from the first to the last 20 ms frame within `floor_db` of the loudest frame's energy,
-    with 40 ms (before) and 60 ms (after) of margin."""
-    count = len(samples) // frame
-    if count == 0:
-        return samples
-    energy = 10 * np.log10((samples[: count * frame].reshape(count, frame) ** 2).mean(1) + 1e-12)
-    loud = np.flatnonzero(energy > energy.max() + floor_db)
-    return samples[max(loud[0] - 2, 0) * frame : (loud[-1] + 3) * frame]
-
-
-def klettres_files() -> dict[str, list[Path]]:
-    """language -> the .ogg recordings of klettres-data, found with dpkg -L."""
-    listing = subprocess.run(["dpkg", "-L", "klettres-data"], capture_output=True, text=True)
-    if listing.returncode != 0:
-        raise RuntimeError("klettres-data is not installed (Debian: apt-get install klettres-data)")
-    files: dict[str, list[Path]] = {}
-    for path in sorted(Path(line) for line in listing.stdout.splitlines() if line.endswith(".ogg")):
-        files.setdefault(path.parts[-3], []).append(path)  # .../klettres/<language>/<alpha|syllab>/<name>.ogg
-    return files
-
-
-def write_klettres_clips(output: Path, seconds_per_voice: float = 150.0, seed: int = 0) -> None:
-    """OUTPUT/klettres-<language>/<index>-0.wav: per language, its recordings in a seeded order,
-    silence-trimmed and joined with 0.15-0.5 s pauses into clips of 4-8 s (at most 10 s; peaks above 0.99
-    scaled down), until `seconds_per_voice`."""
-    rng = random.Random(seed)
-    for language, files in sorted(klettres_files().items()):
-        if language == HELD_OUT_LANGUAGE:
-            continue
-        rng.shuffle(files)
-        pieces, target, written, index = [], rng.uniform(4, 8), 0.0, 0
-        for path in files:
-            recording, rate = sf.read(path, always_2d=True, dtype="float32")
-            pieces += [trim_silence(soxr.resample(recording.mean(1), rate, SAMPLING_RATE)),
-                       np.zeros(int(SAMPLING_RATE * rng.uniform(0.15, 0.5)), np.float32)]
-            if sum(map(len, pieces)) / SAMPLING_RATE >= target or path == files[-1]:
-                clip = np.concatenate(pieces)[: 10 * SAMPLING_RATE]
-                peak = np.abs(clip).max()
-                if peak > 0.99:
-                    clip = clip * 0.99 / peak
-                if len(clip) >= SAMPLING_RATE:
-                    target_path = output / f"klettres-{language}" / f"{index:03d}-0.wav"
-                    target_path.parent.mkdir(parents=True, exist_ok=True)
-                    sf.write(target_path, clip, SAMPLING_RATE, subtype="PCM_16")
-                    index += 1
-                    written += len(clip) / SAMPLING_RATE
-                pieces, target = [], rng.uniform(4, 8)
-                if written >= seconds_per_voice:
-                    break
 
 
 def write_short_crops(clean_train: Path, output: Path, seed: int = 0) -> None:
@@ -178,19 +129,24 @@ def write_world_voices(clean_train: Path, output: Path, seed: int = 0, processes
         pool.map(_write_world_voice, jobs, chunksize=16)
 
 
-def lever_data(source: str, work: Path) -> list[Path]:
-    """The source's clean clips (written once: a folder that exists is kept), degraded, labelled and packed
-    under WORK/voice-levers/<source>; returns the packed folders."""
-    root = work / "voice-levers" / source
+def lever_data(source: str, pipeline: StudentPipeline) -> list[Path]:
+    """The source's packed training sets. A word source (`WORD_SETS`) is make student's own: its clips in
+    WORK/clean/<source>, its sets WORK/packed/train-<prefix>* (made here when missing, by the pipeline's
+    stages). The others: their clean clips (written once: a folder that exists is kept), degraded, labelled
+    and packed under WORK/voice-levers/<source>."""
+    if source in WORD_SETS:
+        words = StudentPipeline(work=pipeline.work, runs=pipeline.runs, word_sources=(source,))
+        write_word_speech(words.clean_dir, source, words.speech.asterisk_heldout)
+        sets = [dset for dset in words.degradation_sets() if dset.clean_split == source]
+        return pack_sets(sets, Path(pipeline.work), words.clean_dir)
+    root = Path(pipeline.work) / "voice-levers" / source
     clean_train = root / "clean" / "train"
     if not clean_train.is_dir():
         partial = root / "clean" / "train.partial"
-        if source == "klettres":
-            write_klettres_clips(partial)
-        elif source == "world":
-            write_world_voices(work / "clean" / "train", partial)
+        if source == "world":
+            write_world_voices(Path(pipeline.work) / "clean" / "train", partial)
         else:
-            write_short_crops(work / "clean" / "train", partial)
+            write_short_crops(Path(pipeline.work) / "clean" / "train", partial)
         partial.rename(clean_train)
     return pack_sets(SOURCES[source], root, root / "clean")
 
@@ -221,26 +177,50 @@ def main() -> None:
     parser.add_argument("--work", default="data/student", help="make student's WORK folder")
     parser.add_argument("--runs", default="runs/student", help="make student's RUNS folder")
     parser.add_argument("--output", default="runs/voice-levers", help="the variants' runs")
+    parser.add_argument("--sources", nargs="+", default=["klettres", "short-crops", "world"],
+                        choices=list(WORD_SETS) + list(SOURCES))
+    parser.add_argument("--together", action="store_true", help="one variant with every source of --sources "
+                        "instead of one per source")
+    parser.add_argument("--stage", default="voice", choices=["voice", "vocoder"],
+                        help="the stage run again with the sources: the voice stage (from RUNS/refined/final) or "
+                        "the vocoder stage (from --start)")
+    parser.add_argument("--start", help="--stage vocoder: the model it continues (default RUNS/voice/final)")
+    parser.add_argument("--control", help="the stage as run, compared with (default RUNS/<stage>/final)")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
-    pipeline = StudentPipeline(work=args.work, runs=args.runs)
-    made_run(args.runs, "refined/final", "its voice stage")  # the variants' start
-    control = made_run(args.runs, "voice/final", "its voice stage")
-    models = {"voice stage as run": control}
-    stage_clips = len(PackedClips(pipeline.packed("train", "voice")))
-    for source in SOURCES:
-        extra = lever_data(source, Path(args.work))
-        clean = sorted((Path(args.work) / "voice-levers" / source / "clean" / "train").rglob("*.wav"))
-        degraded = len(PackedClips(extra))
+    # the stages as they were before the word sources came in; the variants add sources to them
+    pipeline = StudentPipeline(work=args.work, runs=args.runs, final_method="pruned", word_sources=())
+    control = Path(args.control) if args.control else made_run(args.runs, f"{args.stage}/final", "its own stage")
+    if args.stage == "voice":
+        made_run(args.runs, "refined/final", "its voice stage")  # the variants' start
+        stage_sets = pipeline.packed("train", "voice")
+        train = lambda sets, name: pipeline.train_voice_stage(stage_sets + sets, Path(args.output) / name,
+                                                              f"voice stage + {name}")
+    else:
+        start = Path(args.start) if args.start else made_run(args.runs, "voice/final", "its vocoder stage")
+        stage_sets = pipeline.packed("train", "vocoder")
+        train = lambda sets, name: pipeline.train_vocoder_stage(stage_sets + sets, Path(args.output) / name,
+                                                                f"vocoder stage + {name}", init=start)
+    models = {f"{args.stage} stage as run": control}
+    stage_clips = len(PackedClips(stage_sets))
+    extras = {}
+    for source in args.sources:
+        extras[source] = lever_data(source, pipeline)
+        clean_folder = pipeline.clean_dir / source if source in WORD_SETS else \
+            Path(args.work) / "voice-levers" / source / "clean" / "train"
+        clean = sorted(clean_folder.rglob("*.wav"))
+        degraded = len(PackedClips(extras[source]))
         print(f"{source}: {len(clean)} clean clips ({sum(sf.info(p).duration for p in clean) / 60:.1f} min) in "
               f"{len({p.parent.name for p in clean})} source folders, "
               f"{degraded} degraded clips, {degraded / (degraded + stage_clips):.0%} of the stage's clips")
-        models[f"+ {source}"] = pipeline.train_voice_stage(pipeline.packed("train", "voice") + extra,
-                                                            Path(args.output) / source, f"voice stage + {source}")
+    variants = {"+".join(args.sources): sum(extras.values(), [])} if args.together else extras
+    for name, sets in variants.items():
+        models[f"+ {name}"] = train(sets, name)
 
     loaded = {name: load_model(path).eval() for name, path in models.items()}
-    loaded["soup of the above"] = weight_average(list(loaded.values()))
+    if len(loaded) > 2:
+        loaded["soup of the above"] = weight_average(list(loaded.values()))
     held = PackedClips(pipeline.packed("heldout"))
     audios = [held.clip(k) for k in range(len(held))]
     scores = {name: np.asarray(score(audios, model=model, sampling_rate=SAMPLING_RATE, batch_size=8))

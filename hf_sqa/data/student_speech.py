@@ -6,13 +6,17 @@ Sources (all offline):
   speakers, one utterance each) for training, `test-other` (10 other speakers) held out;
 * Debian's recorded Asterisk prompts (CC-BY-SA-3.0, one professional speaker per language): some
   languages for training, one language (a speaker the training never hears) held out;
-* a small share of espeak-ng utterances for training only.
+* a small share of espeak-ng utterances for training only;
+* recorded words of more voices (`write_word_speech`): Debian's klettres-data and ktuberling-data (KDE's
+  KLettres and KTuberling, GPL-2+; one native speaker per language, about 20 languages each), joined into
+  4-8 s clips, the held-out language left out; each source is a training split of its own.
 
 Clips longer than `max_seconds` are cut into equal pieces no longer than that, so a training example is
 never mostly one long utterance and the teacher's per-window labels stay few per clip. Output:
 
     OUTPUT/train/<source>/<name>.wav      16 kHz mono 16-bit
     OUTPUT/heldout/<source>/<name>.wav
+    OUTPUT/<word source>/<word source>-<language>/<index>-0.wav   (write_word_speech)
     OUTPUT/speakers.csv                   path,split,source,speaker,duration_s
     OUTPUT/left_out.txt                   clips left out (shorter than min_seconds, undecodable)
 
@@ -23,14 +27,19 @@ the stage resumes after a kill and a rerun is cheap.
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import os
+import random
+import shutil
+import subprocess
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import soxr
 
 from ..audio import AudioError, load_audio
 from .synth import asterisk_prompt_files, decode_g722, random_espeak_speech
@@ -161,3 +170,83 @@ def write_student_speech(output: str | os.PathLike, split: SpeechSplit = SpeechS
     if skipped:
         warnings.warn(f"{len(skipped)} clips could not be decoded and were left out: {skipped[:5]}")
     return {part: sum(1 for r in rows if r["split"] == part) for part in ("train", "heldout")}
+
+
+# Debian packages of recorded words, and where a file's language sits in its path
+WORD_PACKAGES = {
+    "klettres": ("klettres-data", -3),  # .../klettres/<language>/<alpha|syllab>/<name>.ogg
+    "ktuberling": ("ktuberling-data", -2),  # .../ktuberling/sounds/<language>/<name>.ogg|wav
+}
+
+
+def word_recordings(source: str) -> dict[str, list[Path]]:
+    """language -> the recordings of a `WORD_PACKAGES` source, found with dpkg -L; a file with the bytes of
+    one listed before it is left out (ktuberling's four Serbian scripts share one recording)."""
+    package, language_part = WORD_PACKAGES[source]
+    listing = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True)
+    if listing.returncode != 0:
+        raise RuntimeError(f"{package} is not installed (Debian: apt-get install {package})")
+    files: dict[str, list[Path]] = {}
+    seen = set()
+    for path in sorted(Path(line) for line in listing.stdout.splitlines() if line.endswith((".ogg", ".wav"))):
+        digest = hashlib.sha1(path.read_bytes()).hexdigest()
+        if digest not in seen:
+            seen.add(digest)
+            files.setdefault(path.parts[language_part], []).append(path)
+    return files
+
+
+def trim_silence(samples: np.ndarray, floor_db: float = -35.0, frame: int = 320) -> np.ndarray:
+    """The samples from the first to the last 20 ms frame within `floor_db` of the loudest frame's energy,
+    with 40 ms of margin on either side."""
+    count = len(samples) // frame
+    if count == 0:
+        return samples
+    energy = 10 * np.log10((samples[: count * frame].reshape(count, frame) ** 2).mean(1) + 1e-12)
+    loud = np.flatnonzero(energy > energy.max() + floor_db)
+    return samples[max(loud[0] - 2, 0) * frame : (loud[-1] + 3) * frame]
+
+
+def join_word_clips(files: dict[str, list[Path]], output: Path, source: str, seconds_per_voice: float = 150.0,
+                    seed: int = 0) -> None:
+    """OUTPUT/<source>-<language>/<index>-0.wav from recordings of single words per language (`files`): in a
+    seeded order, silence-trimmed and joined with 0.15-0.5 s pauses into clips of 4-8 s (at most 10 s; peaks
+    above 0.99 scaled down; clips under 1 s left out), until `seconds_per_voice` per language."""
+    rng = random.Random(seed)
+    for language, paths in sorted(files.items()):
+        paths = list(paths)
+        rng.shuffle(paths)
+        pieces, target, written, index = [], rng.uniform(4, 8), 0.0, 0
+        for path in paths:
+            recording, rate = sf.read(path, always_2d=True, dtype="float32")
+            pieces += [trim_silence(soxr.resample(recording.mean(1), rate, SAMPLING_RATE)),
+                       np.zeros(int(SAMPLING_RATE * rng.uniform(0.15, 0.5)), np.float32)]
+            if sum(map(len, pieces)) / SAMPLING_RATE >= target or path == paths[-1]:
+                clip = np.concatenate(pieces)[: 10 * SAMPLING_RATE]
+                peak = np.abs(clip).max()
+                if peak > 0.99:
+                    clip = clip * 0.99 / peak
+                if len(clip) >= SAMPLING_RATE:
+                    target_path = output / f"{source}-{language}" / f"{index:03d}-0.wav"
+                    target_path.parent.mkdir(parents=True, exist_ok=True)
+                    sf.write(target_path, clip, SAMPLING_RATE, subtype="PCM_16")
+                    index += 1
+                    written += len(clip) / SAMPLING_RATE
+                pieces, target = [], rng.uniform(4, 8)
+                if written >= seconds_per_voice:
+                    break
+
+
+def write_word_speech(output: str | os.PathLike, source: str, held_out_languages: tuple[str, ...]) -> Path:
+    """OUTPUT/<source>: the recorded words of `source` (`WORD_PACKAGES`) joined into clips, languages in
+    `held_out_languages` left out; written whole into a partial folder and renamed, so a folder that exists
+    is complete (and kept)."""
+    folder = Path(output) / source
+    if not folder.is_dir():
+        files = {language: paths for language, paths in word_recordings(source).items()
+                 if language not in held_out_languages}
+        partial = Path(output) / f"{source}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        join_word_clips(files, partial, source)
+        partial.rename(folder)
+    return folder

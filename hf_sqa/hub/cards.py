@@ -261,8 +261,9 @@ def card_sections(facts: CheckpointFacts, rows: list[dict], repo_id: str, speed_
             training.append(f"- In all: {sum(r['steps'] for r in stages)} steps, "
                             f"{sum(r['audio_hours_seen'] for r in stages):.1f} h of audio seen, "
                             f"{sum(r.get('cpu_hours') or 0 for r in stages):.2f} CPU-hours")
+        pcc = stages[0].get("heldout_pcc")
         training.append(f"- Agreement with the teacher on held-out speakers (PCC, last evaluation of training): "
-                        f"{stages[0].get('heldout_pcc')}")
+                        f"{'n/a' if pcc is None else f'{pcc:.3f}'}")
     elif facts.training:
         recipe = facts.training
         data = [*recipe.get("labelled", []), *([recipe["unlabelled"]] if recipe.get("unlabelled") else [])]

@@ -108,8 +108,18 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
         where the conv's zero padding is what the whole-clip computation sees too), so the chunks together
         equal one pass over the whole clip.
         """
-        cfg = self.config
         frontend = self.frontend
+        for first, last, offset, padded in self.frontend_chunk_inputs(samples):
+            padded = padded.to(frontend.convs[0].weight.device) / level
+            features = frontend.conv_stack(frontend.spectrum_of_padded(padded[None]))  # (1, C, F, t)
+            yield first, frontend.frames(features)[0, first - offset : last - offset]
+
+    def frontend_chunk_inputs(self, samples) -> Iterator[tuple[int, int, int, torch.Tensor]]:
+        """The front end's chunks of a clip (T,) (a tensor, or a `SampleBuffer` read in time order): (first
+        and last + 1 output frame the chunk gives, output frame of its input's first STFT frame, its
+        edge-padded samples (t,), before level normalisation) — each chunk's samples reach the receptive
+        margin beyond its frames, cut at the clip's ends."""
+        cfg = self.config
         stride, margin = cfg.time_stride, cfg.receptive_margin
         total_stft = cfg.stft_frames(samples.shape[0])
         total_out = cfg.output_frames(samples.shape[0])
@@ -119,12 +129,9 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
             last = min(first + cfg.frontend_chunk_frames, total_out)
             lo = max(0, first * stride - margin)  # a multiple of stride: output k sits at input lo + k * stride
             hi = min(total_stft, last * stride + margin)
-            padded = reflect_padded_slice(samples, frontend.edge_padding, lo * cfg.stft_hop_length,
+            padded = reflect_padded_slice(samples, self.frontend.edge_padding, lo * cfg.stft_hop_length,
                                           (hi - 1) * cfg.stft_hop_length + cfg.stft_n_fft)
-            padded = padded.to(frontend.convs[0].weight.device) / level
-            features = frontend.conv_stack(frontend.spectrum_of_padded(padded[None]))  # (1, C, F, t)
-            offset = lo // stride
-            yield first, frontend.frames(features)[0, first - offset : last - offset]
+            yield first, last, lo // stride, padded
 
     def window_frames(self, num_samples: int, window_max_hop: int | None = None) -> list[tuple[int, int, int]]:
         """(sample start, first frame, frame count) of each window of a clip: the windowing rule's starts

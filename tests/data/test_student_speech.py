@@ -5,7 +5,7 @@ import csv
 import numpy as np
 import pytest
 
-from hf_sqa.data.student_speech import SpeechSplit, cut_pieces, write_student_speech
+from hf_sqa.data.student_speech import SpeechSplit, cut_pieces, join_word_clips, trim_silence, write_student_speech
 from hf_sqa.testing import synthetic_speech, write_clip
 
 
@@ -54,3 +54,34 @@ def test_speaker_disjoint_splits_with_bounded_pieces(librispeech_like, tmp_path)
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")}
     assert write_student_speech(out, split) == counts
     assert stamps == {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")}
+
+
+def test_recorded_words_are_trimmed_and_joined_into_clips_per_language(tmp_path):
+    """Word recordings (any rate, stereo) -> 4-10 s clips of one language each, silences trimmed, seeded."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    files = {}
+    for language, rate in (("ca", 44100), ("da", 22050)):
+        for k in range(12):  # 12 words of ~0.8 s speech between 0.5 s silences
+            word = np.concatenate([np.zeros(rate // 2), 0.5 * synthetic_speech(0.8, seed=k, sampling_rate=rate),
+                                   np.zeros(rate // 2)]).astype(np.float32)
+            path = tmp_path / "words" / language / f"{k}.ogg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, np.stack([word, word], 1), rate)
+            files.setdefault(language, []).append(path)
+    silent = np.concatenate([np.zeros(8000), np.ones(3200), np.zeros(8000)]).astype(np.float32)
+    assert len(trim_silence(silent)) == 3200 + 4 * 320  # 40 ms before and after the loud frames
+    join_word_clips(files, tmp_path / "out", "words", seconds_per_voice=9.0)
+    for language in ("ca", "da"):
+        clips = sorted((tmp_path / "out" / f"words-{language}").glob("*.wav"))
+        assert [c.name for c in clips][:2] == ["000-0.wav", "001-0.wav"]  # stops once 9 s are written
+        for clip in clips:
+            info = sf.info(clip)
+            assert info.samplerate == 16000 and info.channels == 1 and 1.0 <= info.duration <= 10.0
+        # trimmed: each word keeps ~0.9 s with its margins, plus a 0.15-0.5 s pause; never the 1 s silences
+        assert sum(sf.info(c).duration for c in clips[:-1]) / len(clips[:-1]) >= 4.0
+    again = tmp_path / "again"
+    join_word_clips(files, again, "words", seconds_per_voice=9.0)
+    assert all(np.array_equal(sf.read(c)[0], sf.read(again / c.relative_to(tmp_path / "out"))[0])
+               for c in (tmp_path / "out").rglob("*.wav"))

@@ -79,6 +79,13 @@ def _clean_folders(root, train=6, heldout=4):
     return root
 
 
+def _word_folder(root):
+    """Two clips of a word source (klettres) in two languages, as the speech stage writes them."""
+    for i, language in enumerate(("ca", "da")):
+        write_clip(root / "klettres" / f"klettres-{language}" / "000-0.wav", synthetic_speech(3.0, seed=200 + i))
+    return root
+
+
 @pytest.fixture
 def small_teacher(tmp_path):
     torch.manual_seed(0)
@@ -91,7 +98,8 @@ def test_make_student_smoke_run_resumes_and_ships(small_teacher, tmp_path):
     """The whole `make student` recipe, reduced: every stage, then a rerun that finds everything done."""
     pipeline = StudentPipeline(
         work=str(tmp_path / "work"), runs=str(tmp_path / "runs"), teacher=str(small_teacher),
-        clean=str(_clean_folders(tmp_path / "clean")), noise=None, train_draws=2, heldout_draws=2, preset="tiny",
+        clean=str(_word_folder(_clean_folders(tmp_path / "clean"))), word_sources=("klettres",), noise=None,
+        train_draws=2, heldout_draws=2, preset="tiny",
         mild_train_draws=1, mild_heldout_draws=1, voice_train_draws=1, mild_voice_train_draws=1,
         vocoder_train_draws=1, batch_size=4, compare_steps=2, final_steps=3, refine_steps=2, voice_steps=2,
         vocoder_steps=2,
@@ -146,18 +154,22 @@ def test_make_student_smoke_run_resumes_and_ships(small_teacher, tmp_path):
     assert model.config.window_max_hop == 32000  # the shipped scoring rule
     recipe = yaml.safe_load((shipped / "training_recipe.yaml").read_text())
     assert recipe["steps"] == 2 and "vocoder" in recipe["method"] and recipe["shipped_window_max_hop"] == 32000
-    assert recipe["init"] == str(tmp_path / "runs" / "voice" / "final") and len(recipe["train_data"]) == 5
+    assert recipe["init"] == str(tmp_path / "runs" / "voice" / "final") and "recorded words (klettres)" in recipe["method"]
+    words = ["train-kl", "train-kl-mild", "train-kl-voice", "train-kl-mild-voice"]  # the vocoder stage's only
+    assert recipe["train_data"] == voice_recipe["train_data"] + [str(packed / name) for name in ["train-vocoder"] + words]
+    assert [len(PackedClips(packed / name)) for name in words] == [12, 6, 6, 4]  # 2 clips x 6 / 3 / 3 / 2 draws
+    assert all(i.startswith("kl-") for i in PackedClips(packed / "train-kl").ids)
     assert recipe["init_recipe"]["init"] == str(refined / "final") and "voice" in recipe["init_recipe"]["method"]
     assert recipe["init_recipe"]["init_recipe"]["init"] == str(stage_one)
     assert recipe["init_recipe"]["init_recipe"]["method"].startswith(method)
-    assert recipe["distinct_clips"] == 36 and recipe["audio_hours_seen"] > 0
+    assert recipe["distinct_clips"] == 64 and recipe["audio_hours_seen"] > 0
     for name, tensor in FastMOSForMOSRegression.from_pretrained(tmp_path / "runs" / "vocoder" / "final").state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor)
     card = (shipped / "README.md").read_text()
     assert f"Stage 1: method {method}" in card and "12 distinct clips" in card  # the runs it continued
     assert "Stage 2: " in card and "18 distinct clips" in card
     assert "Stage 3: " in card and "30 distinct clips" in card
-    assert "Stage 4: " in card and "36 distinct clips" in card and "In all: 9 steps" in card
+    assert "Stage 4: " in card and "64 distinct clips" in card and "In all: 9 steps" in card
     assert "heldout-speakers-degraded" in card and "heldout-speakers-mild" in card
     report = json.loads((shipped / "eval_report.json").read_text())
     assert report["heldout-speakers-degraded"][str(shipped)]["n"] == 8
@@ -180,7 +192,7 @@ def test_prune_stage_spends_the_presets_count_on_other_conv_widths(small_teacher
         work=str(tmp_path / "work"), runs=str(tmp_path / "runs"), teacher=str(small_teacher),
         clean=str(_clean_folders(tmp_path / "clean", train=4, heldout=2)), noise=None, train_draws=1,
         heldout_draws=1, mild_train_draws=0, voice_train_draws=0, mild_voice_train_draws=0, vocoder_train_draws=0,
-        preset="tiny",
+        word_sources=(), preset="tiny",
         prune_steps=1, prune_finetune_steps=1, conv_channels=(8, 16, 16, 32, 32, 32), processes=1,
     )
     pipeline.run(["degrade", "label", "prune"])
@@ -199,14 +211,23 @@ def test_each_training_stage_trains_on_the_sets_that_entered_by_then(tmp_path):
     recipe = StudentPipeline(work=str(tmp_path))
     assert names(recipe.packed("train", "refine")) == ["train", "train-mild"]
     assert names(recipe.packed("train", "voice")) == ["train", "train-mild", "train-voice", "train-mild-voice"]
+    words = [f"train-{prefix}{kind}" for prefix in ("kl", "kt") for kind in ("", "-mild", "-voice", "-mild-voice")]
     assert names(recipe.packed("train")) == names(recipe.packed("train", "vocoder")) == [
-        "train", "train-mild", "train-voice", "train-mild-voice", "train-vocoder"]
+        "train", "train-mild", "train-voice", "train-mild-voice", "train-vocoder"] + words
+    assert {d.clean_split for d in recipe.degradation_sets() if d.name in words} == {"klettres", "ktuberling"}
     assert names(recipe.packed("heldout")) == names(recipe.packed("heldout", "refine")) == ["heldout", "heldout-mild"]
-    early = StudentPipeline(work=str(tmp_path), vocoder_enters="refine")
+    early = StudentPipeline(work=str(tmp_path), vocoder_enters="refine", words_enter="voice")
     assert names(early.packed("train", "refine")) == ["train", "train-mild", "train-vocoder"]
-    assert names(StudentPipeline(vocoder_train_draws=0).packed("train")) == names(recipe.packed("train", "voice"))
+    assert names(early.packed("train", "voice"))[-8:] == words
+    assert names(StudentPipeline(vocoder_train_draws=0, word_sources=()).packed("train")) == names(
+        recipe.packed("train", "voice"))
+    assert names(StudentPipeline(word_sources=("ktuberling",)).packed("train"))[-4:] == words[4:]
     with pytest.raises(ValueError, match="vocoder_enters must be one of .*got 'ship'"):
         StudentPipeline(vocoder_enters="ship").packed("train")
+    with pytest.raises(ValueError, match="words_enter must be one of .*got 'train'"):
+        StudentPipeline(words_enter="train")
+    with pytest.raises(ValueError, match=r"unknown word sources \['gcompris'\]"):
+        StudentPipeline(word_sources=("klettres", "gcompris"))
 
 
 def test_a_failed_labelling_names_its_split(tmp_path):
