@@ -141,7 +141,7 @@ class StudentPipeline:
     vocoder_learning_rate: float = 1e-4
     # recorded words of 40 more voices in 30 languages (WORD_SETS; 48 min of clean speech), trained
     # on from stage `words_enter` on: in the vocoder stage they lifted the held-out speakers by +0.005 PCC
-    # (paired CI +0.002, +0.008) and bvrnn_mushra's human MOS from 0.295 to 0.303 (README, "More voices")
+    # (paired CI +0.002, +0.008) and bvrnn_mushra's human MOS from 0.295 to 0.303 (README, "Forty recorded voices")
     word_sources: tuple[str, ...] = ("klettres", "ktuberling")
     words_enter: str = "vocoder"  # one of TRAINING_STAGES
     processes: int = 2
@@ -243,8 +243,9 @@ class StudentPipeline:
             clean = self.clean_dir / dset.clean_split
             clips = sum(1 for p in clean.rglob("*") if p.suffix in (".wav", ".flac"))
             if not clips:
+                needs = "; a word source needs its Debian package" if dset.clean_split in WORD_SETS else ""
                 raise FileNotFoundError(f"{clean}: no clean clips for the degraded set {dset.name} (the speech stage "
-                                        f"writes them{'; word sources need their Debian packages' if dset.clean_split in WORD_SETS else ''})")
+                                        f"writes them{needs})")
             write_degraded_shards(str(clean), self.path("degraded", dset.name), num=clips * dset.draws,
                                   noise=noise, catalogue=dset.catalogue_spec(), seed=dset.seed, num_proc=self.processes,
                                   shard_size=500, progress=False, id_prefix=dset.id_prefix)
@@ -375,13 +376,18 @@ class StudentPipeline:
                               train=train, seed=seed)
 
     def run_vocoder(self) -> Path:
-        """The voice stage's model trained on for `vocoder_steps` on every training set, the vocoder set
-        included (its schedule: the voice stage's, at `vocoder_learning_rate`)."""
-        if not self.vocoder_steps or not self.vocoder_train_draws:
+        """The voice stage's model trained on for `vocoder_steps` on every training set, those that enter at
+        this stage included (the vocoder set, the word sources; its schedule: the voice stage's, at
+        `vocoder_learning_rate`); the voice stage's model when no set enters here."""
+        entering = {d.clean_split for d in self.degradation_sets()
+                    if d.clean_split != "heldout" and d.enters == "vocoder"}  # clean splits whose sets enter here
+        if not self.vocoder_steps or not entering:
             return self.run_voice()
-        words = f" + recorded words ({', '.join(self.word_sources)})" if self.word_sources and self.words_enter == "vocoder" else ""
+        words = [source for source in self.word_sources if source in entering]
+        added = (["vocoder-resynthesised training set"] if "train" in entering else []) + (
+            [f"recorded words ({', '.join(words)})"] if words else [])
         return self.train_vocoder_stage(self.packed("train", "vocoder"), Path(self.runs) / "vocoder",
-                                        f"voice-stage student + vocoder-resynthesised training set{words}")
+                                        f"voice-stage student + {' + '.join(added)}")
 
     def train_vocoder_stage(self, train: list[Path], output: Path, method: str, init: Path | None = None,
                             seed: int = 0) -> Path:

@@ -230,6 +230,16 @@ def test_each_training_stage_trains_on_the_sets_that_entered_by_then(tmp_path):
         StudentPipeline(word_sources=("klettres", "gcompris"))
 
 
+def test_a_word_source_without_clips_is_named(tmp_path):
+    pipeline = StudentPipeline(work=str(tmp_path / "work"), runs=str(tmp_path / "runs"), noise=None,
+                               clean=str(_clean_folders(tmp_path / "clean", train=1, heldout=1)), heldout_draws=1,
+                               train_draws=1, mild_train_draws=0, mild_heldout_draws=0, voice_train_draws=0,
+                               mild_voice_train_draws=0, vocoder_train_draws=0, word_sources=("ktuberling",), processes=1)
+    with pytest.raises(FileNotFoundError, match="clean/ktuberling: no clean clips for the degraded set train-kt .*"
+                                                "a word source needs its Debian package"):
+        pipeline.run(["degrade"])
+
+
 def test_a_failed_labelling_names_its_split(tmp_path):
     pipeline = StudentPipeline(work=str(tmp_path / "work"), runs=str(tmp_path / "runs"),
                                teacher=str(tmp_path / "no-such-teacher"), processes=1)
