@@ -62,7 +62,8 @@ def main() -> None:
     with torch.no_grad():
         for chunk in args.chunks:
             config.frontend_chunk_frames = chunk
-            pieces = [padded[None] for _, _, _, padded in model.frontend_chunk_inputs(audio)]  # peak 1: level 1
+            chunks = list(model.frontend_chunk_inputs(audio))  # (first, last, offset, samples); peak 1: level 1
+            pieces = [padded[None] for _, _, _, padded in chunks]
             spectra = [frontend.spectrum_of_padded(piece).contiguous(memory_format=torch.channels_last)
                        for piece in pieces]
             parts = {"STFT": best_time(lambda: [frontend.spectrum_of_padded(p) for p in pieces], args.repeats)}
@@ -75,7 +76,9 @@ def main() -> None:
                 parts[name] = best_time(lambda: [layer(x) for x in inputs], args.repeats)
                 inputs = [layer(x) for x in inputs]
                 macs[name] = sum(x[0, 0].numel() for x in inputs) * conv_macs_per_output(conv)
-            frames = model.feature_norm(torch.cat([frontend.frames(x)[0] for x in inputs]).T[None])[0].T
+            frames = torch.cat([frontend.frames(x)[0, first - offset : last - offset]  # each chunk's own frames
+                                for x, (first, last, offset, _) in zip(inputs, chunks)])
+            frames = model.feature_norm(frames.T[None])[0].T
             windows = [frames[first : first + count] for _, first, count in model.window_frames(audio.shape[0])]
             parts["head"] = best_time(lambda: model._head_by_length(windows), args.repeats)
             whole = best_time(lambda: model.score_clips(audio[None], torch.tensor([audio.shape[0]])), args.repeats)
