@@ -129,26 +129,26 @@ def write_world_voices(clean_train: Path, output: Path, seed: int = 0, processes
         pool.map(_write_world_voice, jobs, chunksize=16)
 
 
-def lever_data(source: str, pipeline: StudentPipeline) -> list[Path]:
-    """The source's packed training sets. A word source (`WORD_SETS`) is make student's own: its clips in
-    WORK/clean/<source>, its sets WORK/packed/train-<prefix>* (made here when missing, by the pipeline's
-    stages). The others: their clean clips (written once: a folder that exists is kept), degraded, labelled
-    and packed under WORK/voice-levers/<source>."""
+def lever_data(source: str, pipeline: StudentPipeline) -> tuple[Path, list[Path]]:
+    """(the source's clean clips' folder, its packed training sets). A word source (`WORD_SETS`) is make
+    student's own: its clips in WORK/clean/<source>, its sets WORK/packed/train-<prefix>* (made here when
+    missing, by the pipeline's stages). The others: their clean clips (written once: a folder that exists is
+    kept), degraded, labelled and packed under WORK/voice-levers/<source>."""
     if source in WORD_SETS:
         words = StudentPipeline(work=pipeline.work, runs=pipeline.runs, word_sources=(source,))
-        write_word_speech(words.clean_dir, source, words.speech.asterisk_heldout)
+        clean = write_word_speech(words.clean_dir, source, words.speech.asterisk_heldout)
         sets = [dset for dset in words.degradation_sets() if dset.clean_split == source]
-        return pack_sets(sets, Path(pipeline.work), words.clean_dir)
+        return clean, pack_sets(sets, Path(pipeline.work), words.clean_dir)
     root = Path(pipeline.work) / "voice-levers" / source
-    clean_train = root / "clean" / "train"
-    if not clean_train.is_dir():
+    clean = root / "clean" / "train"
+    if not clean.is_dir():
         partial = root / "clean" / "train.partial"
         if source == "world":
             write_world_voices(Path(pipeline.work) / "clean" / "train", partial)
         else:
             write_short_crops(Path(pipeline.work) / "clean" / "train", partial)
-        partial.rename(clean_train)
-    return pack_sets(SOURCES[source], root, root / "clean")
+        partial.rename(clean)
+    return clean, pack_sets(SOURCES[source], root, root / "clean")
 
 
 def agreement_line(metrics: dict, differences: dict) -> str:
@@ -206,9 +206,7 @@ def main() -> None:
     stage_clips = len(PackedClips(stage_sets))
     extras = {}
     for source in args.sources:
-        extras[source] = lever_data(source, pipeline)
-        clean_folder = pipeline.clean_dir / source if source in WORD_SETS else \
-            Path(args.work) / "voice-levers" / source / "clean" / "train"
+        clean_folder, extras[source] = lever_data(source, pipeline)
         clean = sorted(clean_folder.rglob("*.wav"))
         degraded = len(PackedClips(extras[source]))
         print(f"{source}: {len(clean)} clean clips ({sum(sf.info(p).duration for p in clean) / 60:.1f} min) in "

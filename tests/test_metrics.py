@@ -9,7 +9,7 @@ from transformers import EvalPrediction
 from hf_sqa.cli import main
 from hf_sqa.metrics import (EVALUATE_METRIC_PATH, bootstrap_ci, compare_with_first, compute_metrics, mos_metrics, paired_bootstrap_ci,
                             point_metrics, system_level)
-from hf_sqa.testing import synthetic_speech, write_clip
+from hf_sqa.testing import synthetic_speech, write_clip, write_noisy_mos_folder
 
 PRED = [3.1, 4.0, 2.0, 1.5, 4.4, 2.9, 3.3]
 TRUE = [3.0, 4.2, 2.5, 1.0, 4.0, 3.4, 2.8]
@@ -134,13 +134,8 @@ def test_evaluate_records_each_corpus_reference_and_pools_within_one(tiny_checkp
     from hf_sqa.evaluation import evaluate_models, format_report
 
     specs = []
-    for corpus, offset in (("alpha", 0), ("beta", 10)):
-        folder = tmp_path / corpus
-        lines = ["path,mos,condition"]
-        for i in range(5):
-            write_clip(folder / f"{i}.wav", synthetic_speech(1.0, seed=offset + i, noise_db=5 * i))
-            lines.append(f"{i}.wav,{1 + 0.8 * i:.1f},c{i % 2}")
-        (folder / "labels.csv").write_text("\n".join(lines) + "\n")
+    for seed, corpus in enumerate(("alpha", "beta")):
+        folder = write_noisy_mos_folder(tmp_path / corpus, 5, seconds=1.0, seed=seed)
         specs.append(str(folder))
         # the same clips labelled by a teacher (here the tiny model itself): scored against its teacher_mos
         pseudo_label(str(tiny_checkpoint), str(folder), tmp_path / f"{corpus}-labelled", shard_size=3, progress=False)
