@@ -69,9 +69,7 @@ def main() -> None:
             parts = {"STFT": best_time(lambda: [frontend.spectrum_of_padded(p) for p in pieces], args.repeats)}
             inputs, macs = spectra, {}
             for index, conv in enumerate(frontend.convs):
-                layer = lambda x, conv=conv: torch.ops.mkldnn._convolution_pointwise(
-                    x, conv.weight, conv.bias, list(conv.padding), list(conv.stride), [1, 1], 1, "leaky_relu",
-                    [frontend.negative_slope], "")
+                layer = lambda x, conv=conv: frontend.fused_conv(x, conv)  # what CPU inference runs
                 name = f"conv {index + 1} ({conv.in_channels}->{conv.out_channels})"
                 parts[name] = best_time(lambda: [layer(x) for x in inputs], args.repeats)
                 inputs = [layer(x) for x in inputs]

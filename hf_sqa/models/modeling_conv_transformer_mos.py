@@ -82,11 +82,16 @@ class CompressedSpectrumConvStack(nn.Module):
             dtype = torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
         x = spectrum.to(dtype)
         for conv in self.convs:
-            x = torch.ops.mkldnn._convolution_pointwise(
-                x, conv.weight.to(dtype), conv.bias.to(dtype), list(conv.padding), list(conv.stride), [1, 1], 1,
-                "leaky_relu", [self.negative_slope], "",
-            )
+            x = self.fused_conv(x, conv, dtype)
         return x
+
+    def fused_conv(self, x: torch.Tensor, conv: nn.Conv2d, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """One conv layer and its LeakyReLU as one oneDNN kernel, in `dtype`: (N, C_in, F, T) channels-last ->
+        (N, C_out, F', T')."""
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, conv.weight.to(dtype), conv.bias.to(dtype), list(conv.padding), list(conv.stride), [1, 1], 1,
+            "leaky_relu", [self.negative_slope], "",
+        )
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         if self._fused_cpu_inference(windows):
