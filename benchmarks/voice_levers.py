@@ -12,9 +12,16 @@ sources go into one variant instead of one each. The sources:
   most 150 s per voice;
 * ktuberling: the recorded words of Debian's ktuberling-data (KDE's KTuberling, GPL-2+; one speaker per
   language), joined the same way: 21 languages besides Russian (one recording of the four Serbian scripts);
+* klettres-short, ktuberling-short: the same recordings joined into 1-3 s clips (1,090 clips, 48 min), the
+  length of the held-out Asterisk prompts, where the training's short clips come from four Asterisk voices;
+  fewer draws per clip (2, 1, 1, 1: as many degraded clips as the 4-8 s sets);
 * short-crops: 1-4 s crops of the LibriSpeech training clips (one from each third of a clip, when it fits):
   597 clips of the training's 251 LibriSpeech voices at the clip length where the student's held-out error
   is largest (the held-out Asterisk prompts are short, the LibriSpeech pieces long);
+* russian-words: the Russian recordings of both word packages (two speakers, left out of make student's
+  word sources as Russian is the held-out language), joined like them and degraded like their sets: a
+  diagnostic of how much of the held-out gap is the unheard language rather than the unheard voices (the
+  held-out speaker itself stays unheard);
 * world: every recorded training clip (2,022, espeak-ng left out) resynthesised once by the WORLD vocoder
   with its pitch and its spectral envelope moved independently (F0 x 0.7-1.45, formants x 0.88-1.14,
   log-uniform): voices the speed perturbation cannot make, as it moves pitch and formants together.
@@ -50,7 +57,7 @@ import soundfile as sf
 import torch
 
 from hf_sqa.audio import load_audio
-from hf_sqa.data.student_speech import write_word_speech
+from hf_sqa.data.student_speech import join_word_clips, word_recordings, write_word_speech
 from hf_sqa.metrics import compare_with_first
 from hf_sqa.scoring import load_model, score
 from hf_sqa.training.packed import PackedClips
@@ -64,6 +71,11 @@ SOURCES = {
                     DegradationSet("train-short-mild", "train", "mild", 1, 67, "shortmild")],
     "world": [DegradationSet("train-world", "train", None, 1, 71, "world"),
               DegradationSet("train-world-mild", "train", "mild", 1, 73, "worldmild")],
+    # a diagnostic, not a training source: the held-out language from other speakers, degraded like the word sets
+    "russian-words": [DegradationSet("train-ru", "train", None, 6, 181, "ru"),
+                      DegradationSet("train-ru-mild", "train", "mild", 3, 191, "rumild"),
+                      DegradationSet("train-ru-voice", "train", None, 3, 193, "ruvoice", voice=True),
+                      DegradationSet("train-ru-mild-voice", "train", "mild", 2, 197, "rumildvoice", voice=True)],
 }
 # WORLD voices: pitch and vocal-tract length moved independently (speed perturbation moves them together);
 # log-uniform, pitch up to about half an octave either way, formants up to 12-14 % (between men and women:
@@ -145,6 +157,9 @@ def lever_data(source: str, pipeline: StudentPipeline) -> tuple[Path, list[Path]
         partial = root / "clean" / "train.partial"
         if source == "world":
             write_world_voices(Path(pipeline.work) / "clean" / "train", partial)
+        elif source == "russian-words":
+            for package in ("klettres", "ktuberling"):
+                join_word_clips({"ru": word_recordings(package)["ru"]}, partial, package)
         else:
             write_short_crops(Path(pipeline.work) / "clean" / "train", partial)
         partial.rename(clean)

@@ -172,17 +172,30 @@ def write_student_speech(output: str | os.PathLike, split: SpeechSplit = SpeechS
     return {part: sum(1 for r in rows if r["split"] == part) for part in ("train", "heldout")}
 
 
-# Debian packages of recorded words, and where a file's language sits in its path
-WORD_PACKAGES = {
-    "klettres": ("klettres-data", -3),  # .../klettres/<language>/<alpha|syllab>/<name>.ogg
-    "ktuberling": ("ktuberling-data", -2),  # .../ktuberling/sounds/<language>/<name>.ogg|wav
+@dataclass(frozen=True)
+class WordSource:
+    """Recorded single words of one Debian package (one speaker per language), joined into clips of
+    `clip_seconds`: 4-8 s like the training's recorded speech, or 1-3 s like the short Asterisk prompts
+    (the held-out Russian prompts are short, and the training's short clips come from four Asterisk voices;
+    in the vocoder stage the short ones added nothing: README, "The same words at the held-out prompts' length")."""
+
+    package: str
+    language_part: int  # where a file's language sits in its path (negative: from the end)
+    clip_seconds: tuple[float, float] = (4.0, 8.0)
+
+
+WORD_SOURCES = {
+    "klettres": WordSource("klettres-data", -3),  # .../klettres/<language>/<alpha|syllab>/<name>.ogg
+    "ktuberling": WordSource("ktuberling-data", -2),  # .../ktuberling/sounds/<language>/<name>.ogg|wav
+    "klettres-short": WordSource("klettres-data", -3, (1.0, 3.0)),
+    "ktuberling-short": WordSource("ktuberling-data", -2, (1.0, 3.0)),
 }
 
 
 def word_recordings(source: str) -> dict[str, list[Path]]:
-    """language -> the recordings of a `WORD_PACKAGES` source, found with dpkg -L; a file with the bytes of
+    """language -> the recordings of a `WORD_SOURCES` source, found with dpkg -L; a file with the bytes of
     one listed before it is left out (ktuberling's four Serbian scripts share one recording)."""
-    package, language_part = WORD_PACKAGES[source]
+    package, language_part = WORD_SOURCES[source].package, WORD_SOURCES[source].language_part
     listing = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True)
     if listing.returncode != 0:
         raise RuntimeError(f"{package} is not installed (Debian: apt-get install {package})")
@@ -208,15 +221,16 @@ def trim_silence(samples: np.ndarray, floor_db: float = -35.0, frame: int = 320)
 
 
 def join_word_clips(files: dict[str, list[Path]], output: Path, source: str, seconds_per_voice: float = 150.0,
-                    seed: int = 0) -> None:
+                    seed: int = 0, clip_seconds: tuple[float, float] = (4.0, 8.0)) -> None:
     """OUTPUT/<source>-<language>/<index>-0.wav from recordings of single words per language (`files`): in a
-    seeded order, silence-trimmed and joined with 0.15-0.5 s pauses into clips of 4-8 s (at most 10 s; peaks
-    above 0.99 scaled down; clips under 1 s left out), until `seconds_per_voice` per language."""
+    seeded order, silence-trimmed and joined with 0.15-0.5 s pauses into clips of `clip_seconds` (uniform; a
+    clip closes at the first word that reaches it; at most 10 s; peaks above 0.99 scaled down; clips under 1 s
+    left out), until `seconds_per_voice` per language."""
     rng = random.Random(seed)
     for language, paths in sorted(files.items()):
         paths = list(paths)
         rng.shuffle(paths)
-        pieces, target, written, index = [], rng.uniform(4, 8), 0.0, 0
+        pieces, target, written, index = [], rng.uniform(*clip_seconds), 0.0, 0
         for path in paths:
             recording, rate = sf.read(path, always_2d=True, dtype="float32")
             pieces += [trim_silence(soxr.resample(recording.mean(1), rate, SAMPLING_RATE)),
@@ -232,13 +246,13 @@ def join_word_clips(files: dict[str, list[Path]], output: Path, source: str, sec
                     sf.write(target_path, clip, SAMPLING_RATE, subtype="PCM_16")
                     index += 1
                     written += len(clip) / SAMPLING_RATE
-                pieces, target = [], rng.uniform(4, 8)
+                pieces, target = [], rng.uniform(*clip_seconds)
                 if written >= seconds_per_voice:
                     break
 
 
 def write_word_speech(output: str | os.PathLike, source: str, held_out_languages: tuple[str, ...]) -> Path:
-    """OUTPUT/<source>: the recorded words of `source` (`WORD_PACKAGES`) joined into clips, languages in
+    """OUTPUT/<source>: the recorded words of `source` (`WORD_SOURCES`) joined into clips, languages in
     `held_out_languages` left out; written whole into a partial folder and renamed, so a folder that exists
     is complete (and kept)."""
     folder = Path(output) / source
@@ -247,6 +261,6 @@ def write_word_speech(output: str | os.PathLike, source: str, held_out_languages
                  if language not in held_out_languages}
         partial = Path(output) / f"{source}.partial"
         shutil.rmtree(partial, ignore_errors=True)
-        join_word_clips(files, partial, source)
+        join_word_clips(files, partial, source, clip_seconds=WORD_SOURCES[source].clip_seconds)
         partial.rename(folder)
     return folder

@@ -104,10 +104,13 @@ VOICE_STAGE = {"probability": 0.7,
 # the vocoder set's seed: benchmarks/codec_lever.py --codec vocoder trains on the same clips in the voice stage
 VOCODER_SEED = 85
 
-# recorded words of more voices (student_speech.WORD_PACKAGES): per source its clip-id prefix and the seeds of
-# its four sets (default catalogue 6 draws, mild 3, each also speed-perturbed: 3 and 2), as
-# benchmarks/voice_levers.py first trained on them
-WORD_SETS = {"klettres": ("kl", (41, 43, 47, 53)), "ktuberling": ("kt", (111, 113, 117, 119))}
+# recorded words of more voices (student_speech.WORD_SOURCES): per source its clip-id prefix, and the seeds and
+# draws of its four sets (default catalogue, mild, each also speed-perturbed), as benchmarks/voice_levers.py
+# first trained on them. The 4-8 s clips: 6, 3, 3 and 2 draws; the 1-3 s clips (three times as many) fewer
+WORD_SETS = {"klettres": ("kl", (41, 43, 47, 53), (6, 3, 3, 2)),
+             "ktuberling": ("kt", (111, 113, 117, 119), (6, 3, 3, 2)),
+             "klettres-short": ("kls", (131, 137, 139, 149), (2, 1, 1, 1)),
+             "ktuberling-short": ("kts", (151, 157, 163, 167), (2, 1, 1, 1))}
 
 # the stages after the first run (`train`, on the default set alone), in order; each trains on the training
 # sets that enter at it or before it
@@ -210,13 +213,13 @@ class StudentPipeline:
             sets.append(DegradationSet("train-vocoder", "train", "vocoder", self.vocoder_train_draws, VOCODER_SEED,
                                        "vocoder", enters=self.vocoder_enters))
         for source in self.word_sources:
-            prefix, (seed, mild_seed, voice_seed, mild_voice_seed) = WORD_SETS[source]
-            sets += [DegradationSet(f"train-{prefix}", source, None, 6, seed, prefix, enters=self.words_enter),
-                     DegradationSet(f"train-{prefix}-mild", source, "mild", 3, mild_seed, f"{prefix}mild",
+            prefix, (seed, mild_seed, voice_seed, mild_voice_seed), (draws, mild, voice, mild_voice) = WORD_SETS[source]
+            sets += [DegradationSet(f"train-{prefix}", source, None, draws, seed, prefix, enters=self.words_enter),
+                     DegradationSet(f"train-{prefix}-mild", source, "mild", mild, mild_seed, f"{prefix}mild",
                                     enters=self.words_enter),
-                     DegradationSet(f"train-{prefix}-voice", source, None, 3, voice_seed, f"{prefix}voice", voice=True,
-                                    enters=self.words_enter),
-                     DegradationSet(f"train-{prefix}-mild-voice", source, "mild", 2, mild_voice_seed,
+                     DegradationSet(f"train-{prefix}-voice", source, None, voice, voice_seed, f"{prefix}voice",
+                                    voice=True, enters=self.words_enter),
+                     DegradationSet(f"train-{prefix}-mild-voice", source, "mild", mild_voice, mild_voice_seed,
                                     f"{prefix}mildvoice", voice=True, enters=self.words_enter)]
         return sets
 

@@ -85,3 +85,8 @@ def test_recorded_words_are_trimmed_and_joined_into_clips_per_language(tmp_path)
     join_word_clips(files, again, "words", seconds_per_voice=9.0)
     assert all(np.array_equal(sf.read(c)[0], sf.read(again / c.relative_to(tmp_path / "out"))[0])
                for c in (tmp_path / "out").rglob("*.wav"))
+    # prompt-length clips (the short word sources): 1-3 s asked for, so one or two ~0.9 s words and a pause
+    join_word_clips(files, tmp_path / "short", "words", seconds_per_voice=9.0, clip_seconds=(1.0, 3.0))
+    short = sorted((tmp_path / "short" / "words-ca").glob("*.wav"))
+    assert len(short) > len(sorted((tmp_path / "out" / "words-ca").glob("*.wav")))
+    assert all(1.0 <= sf.info(c).duration <= 4.0 for c in short)

@@ -222,6 +222,12 @@ def test_each_training_stage_trains_on_the_sets_that_entered_by_then(tmp_path):
     assert names(StudentPipeline(vocoder_train_draws=0, word_sources=()).packed("train")) == names(
         recipe.packed("train", "voice"))
     assert names(StudentPipeline(word_sources=("ktuberling",)).packed("train"))[-4:] == words[4:]
+    # prompt-length clips of the same words (a benchmark lever): their own split, ids and seeds, fewer draws
+    short = StudentPipeline(word_sources=("klettres-short",)).degradation_sets()[-4:]
+    assert [(d.name, d.clean_split, d.draws, d.voice, d.id_prefix) for d in short] == [
+        ("train-kls", "klettres-short", 2, False, "kls"), ("train-kls-mild", "klettres-short", 1, False, "klsmild"),
+        ("train-kls-voice", "klettres-short", 1, True, "klsvoice"),
+        ("train-kls-mild-voice", "klettres-short", 1, True, "klsmildvoice")]
     with pytest.raises(ValueError, match="vocoder_enters must be one of .*got 'ship'"):
         StudentPipeline(vocoder_enters="ship").packed("train")
     with pytest.raises(ValueError, match="words_enter must be one of .*got 'train'"):
