@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--by", choices=["source", "degradation"], default="source")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    print(f"{'model':<34} {'set':<14} {'part (source, length or degradation)':<30} {'n':>5} {'PCC (95 % CI)':>22} {'SRCC (95 % CI)':>22} "
+    print(f"{'model':<34} {'set':<14} {'part (source, length / family)':<32} {'n':>5} {'PCC (95 % CI)':>22} {'SRCC (95 % CI)':>22} "
           f"{'RMSE':>6} {'error':>6} {'SSE share':>9}")
     for folder in map(Path, args.heldout):
         held = PackedClips(folder)
@@ -73,15 +73,16 @@ def main() -> None:
         source = np.array([sources[str(i)] for i in held.ids])
         audios = [held.clip(k) for k in range(len(held))]
         seconds = np.array([len(a) / 16000 for a in audios])
-        parts = [(src, source == src) for src in sorted(set(source))] + [("all", np.ones(len(source), bool))]
-        # short clips are the fast student's weak band (the teacher scores them zero-padded to a window)
-        parts = [(f"{part} {label}", pick & band) for part, pick in parts
-                 for label, band in (("", True), ("< 3 s", seconds < 3), (">= 3 s", seconds >= 3))]
         if args.by == "degradation":  # a clip counts in every family of its chain
             chains = clip_families(folder)
             families = [chains[str(i)] for i in held.ids]
             parts = [(family, np.array([family in chain for chain in families]))
                      for family in sorted(set().union(*families))] + [("all", np.ones(len(source), bool))]
+        else:
+            parts = [(src, source == src) for src in sorted(set(source))] + [("all", np.ones(len(source), bool))]
+            # short clips are the fast student's weak band (the teacher scores them zero-padded to a window)
+            parts = [(f"{part} {label}", pick & band) for part, pick in parts
+                     for label, band in (("", True), ("< 3 s", seconds < 3), (">= 3 s", seconds >= 3))]
         for name in args.models:
             model = fast_student_from(name).eval()
             model.config.window_max_hop = 16000  # the teacher's windows, as in training and eval_history
@@ -93,7 +94,7 @@ def main() -> None:
                 p, t = ours[pick], held.teacher_mos[pick]
                 m = point_metrics(p, t)
                 cis = {s: bootstrap_ci(p, t, s) for s in ("pcc", "srcc")}
-                print(f"{name:<34} {folder.name:<14} {part:<30} {m['n']:>5} "
+                print(f"{name:<34} {folder.name:<14} {part:<32} {m['n']:>5} "
                       + " ".join(f"{m[s]:>7.3f} ({cis[s][0]:.3f}, {cis[s][1]:.3f})" for s in ("pcc", "srcc"))
                       + f" {m['rmse']:>6.3f} {np.mean(p - t):>+6.3f} {np.sum(residual[pick] ** 2) / np.sum(residual ** 2):>9.2f}",
                       flush=True)

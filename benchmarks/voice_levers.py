@@ -159,7 +159,8 @@ def lever_data(source: str, pipeline: StudentPipeline) -> tuple[Path, list[Path]
             write_world_voices(Path(pipeline.work) / "clean" / "train", partial)
         elif source == "russian-words":
             for package in ("klettres", "ktuberling"):
-                join_word_clips({"ru": word_recordings(package)["ru"]}, partial, package)
+                join_word_clips({language: paths for language, paths in word_recordings(package).items()
+                                 if language in pipeline.speech.asterisk_heldout}, partial, package)
         else:
             write_short_crops(Path(pipeline.work) / "clean" / "train", partial)
         partial.rename(clean)
