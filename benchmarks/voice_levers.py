@@ -61,7 +61,7 @@ from hf_sqa.data.student_speech import join_word_clips, word_recordings, write_w
 from hf_sqa.metrics import compare_with_first
 from hf_sqa.scoring import load_model, score
 from hf_sqa.training.packed import PackedClips
-from hf_sqa.training.student_pipeline import WORD_SETS, DegradationSet, StudentPipeline
+from hf_sqa.training.student_pipeline import WORD_SETS, DegradationSet, StudentPipeline, word_degradation_sets
 
 from generalisation_gap import made_run, pack_sets
 
@@ -72,10 +72,7 @@ SOURCES = {
     "world": [DegradationSet("train-world", "train", None, 1, 71, "world"),
               DegradationSet("train-world-mild", "train", "mild", 1, 73, "worldmild")],
     # a diagnostic, not a training source: the held-out language from other speakers, degraded like the word sets
-    "russian-words": [DegradationSet("train-ru", "train", None, 6, 181, "ru"),
-                      DegradationSet("train-ru-mild", "train", "mild", 3, 191, "rumild"),
-                      DegradationSet("train-ru-voice", "train", None, 3, 193, "ruvoice", voice=True),
-                      DegradationSet("train-ru-mild-voice", "train", "mild", 2, 197, "rumildvoice", voice=True)],
+    "russian-words": word_degradation_sets("train", "ru", (181, 191, 193, 197), (6, 3, 3, 2)),
 }
 # WORLD voices: pitch and vocal-tract length moved independently (speed perturbation moves them together);
 # log-uniform, pitch up to about half an octave either way, formants up to 12-14 % (between men and women:

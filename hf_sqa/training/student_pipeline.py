@@ -117,6 +117,17 @@ WORD_SETS = {"klettres": ("kl", (41, 43, 47, 53), (6, 3, 3, 2)),
 TRAINING_STAGES = ("refine", "voice", "vocoder")
 
 
+def word_degradation_sets(clean_split: str, prefix: str, seeds: tuple[int, int, int, int],
+                          draws: tuple[int, int, int, int], enters: str = "refine") -> list[DegradationSet]:
+    """The four training sets of a source of recorded words in clean split `clean_split`: the default catalogue,
+    the mild one, and each with the VOICE_STAGE first (`seeds` and `draws` in that order), named
+    train-<prefix>{,-mild}{,-voice} with ids <prefix>{,mild}{,voice}-<index>."""
+    kinds = [("", None, False), ("-mild", "mild", False), ("-voice", None, True), ("-mild-voice", "mild", True)]
+    return [DegradationSet(f"train-{prefix}{kind}", clean_split, catalogue, count, seed, prefix + kind.replace("-", ""),
+                           voice=voice, enters=enters)
+            for (kind, catalogue, voice), seed, count in zip(kinds, seeds, draws)]
+
+
 @dataclass
 class StudentPipeline:
     work: str = "data/student"
@@ -213,14 +224,8 @@ class StudentPipeline:
             sets.append(DegradationSet("train-vocoder", "train", "vocoder", self.vocoder_train_draws, VOCODER_SEED,
                                        "vocoder", enters=self.vocoder_enters))
         for source in self.word_sources:
-            prefix, (seed, mild_seed, voice_seed, mild_voice_seed), (draws, mild, voice, mild_voice) = WORD_SETS[source]
-            sets += [DegradationSet(f"train-{prefix}", source, None, draws, seed, prefix, enters=self.words_enter),
-                     DegradationSet(f"train-{prefix}-mild", source, "mild", mild, mild_seed, f"{prefix}mild",
-                                    enters=self.words_enter),
-                     DegradationSet(f"train-{prefix}-voice", source, None, voice, voice_seed, f"{prefix}voice",
-                                    voice=True, enters=self.words_enter),
-                     DegradationSet(f"train-{prefix}-mild-voice", source, "mild", mild_voice, mild_voice_seed,
-                                    f"{prefix}mildvoice", voice=True, enters=self.words_enter)]
+            prefix, seeds, draws = WORD_SETS[source]
+            sets += word_degradation_sets(source, prefix, seeds, draws, enters=self.words_enter)
         return sets
 
     def packed(self, split: str, stage: str = TRAINING_STAGES[-1]) -> list[Path]:
