@@ -15,6 +15,11 @@ sources go into one variant instead of one each. The sources:
 * klettres-short, ktuberling-short: the same recordings joined into 1-3 s clips (1,090 clips, 48 min), the
   length of the held-out Asterisk prompts, where the training's short clips come from four Asterisk voices;
   fewer draws per clip (2, 1, 1, 1: as many degraded clips as the 4-8 s sets);
+* tuxpaint: the spoken stamp names of Debian's tuxpaint-stamps-default (Tux Paint, GPL-2; 11 languages
+  besides Russian, 8 of them with 5-30 min of words, at least one speaker each), joined like the word
+  packages into 4-8 s clips, at most 7.5 min per language (525 clips, 61 min): three times the word
+  packages' speech per voice, and two Slavic languages the training has from no other source (Belarusian,
+  Bulgarian); needs `apt-get install --no-install-recommends tuxpaint-stamps-default`;
 * short-crops: 1-4 s crops of the LibriSpeech training clips (one from each third of a clip, when it fits):
   597 clips of the training's 251 LibriSpeech voices at the clip length where the student's held-out error
   is largest (the held-out Asterisk prompts are short, the LibriSpeech pieces long);
@@ -26,10 +31,11 @@ sources go into one variant instead of one each. The sources:
   with its pitch and its spectral envelope moved independently (F0 x 0.7-1.45, formants x 0.88-1.14,
   log-uniform): voices the speed perturbation cannot make, as it moves pitch and formants together.
 
-Each is degraded with both catalogues (klettres and ktuberling also speed-perturbed, as the voice stage's own
-sets), labelled by the teacher and packed by `make student`'s own stages (resumable): klettres and
-ktuberling are now `make student`'s word sources (its vocoder stage trains on them), so their sets are its
-own (WORK/packed/train-kl*, train-kt*); the others are made under WORK/voice-levers/<source>. The stages as
+Each is degraded with both catalogues (the word sources also speed-perturbed, as the voice stage's own
+sets), labelled by the teacher and packed by `make student`'s own stages (resumable): the word sources
+(`WORD_SETS`: klettres, ktuberling, their short variants, tuxpaint) are `make student`'s own, so their sets
+are its (WORK/packed/train-kl*, train-kt*, train-tp*; klettres and ktuberling are its default word sources,
+its vocoder stage trains on them); the others are made under WORK/voice-levers/<source>. The stages as
 run are `make student`'s without the word sources. Needs klettres-data and ktuberling-data (`make student`
 installs them), pyworld (`pip install pyworld 'setuptools<81'`: it imports pkg_resources) and `make
 student`'s runs. Prints PCC /

@@ -31,6 +31,7 @@ import hashlib
 import math
 import os
 import random
+import re
 import shutil
 import subprocess
 import warnings
@@ -174,38 +175,55 @@ def write_student_speech(output: str | os.PathLike, split: SpeechSplit = SpeechS
 
 @dataclass(frozen=True)
 class WordSource:
-    """Recorded single words of one Debian package (one speaker per language), joined into clips of
+    """Recorded single words of one Debian package (a speaker per language), joined into clips of
     `clip_seconds`: 4-8 s like the training's recorded speech, or 1-3 s like the short Asterisk prompts
     (the held-out Russian prompts are short, and the training's short clips come from four Asterisk voices;
-    in the vocoder stage the short ones added nothing: README, "The same words at the held-out prompts' length")."""
+    in the vocoder stage the short ones added nothing: README, "The same words at the held-out prompts' length"),
+    at most `seconds_per_voice` of clips per language."""
 
     package: str
-    language_part: int  # where a file's language sits in its path (negative: from the end)
+    # a file's language: the first group of this pattern, searched in its path (files it misses are left out)
+    language_pattern: str
     clip_seconds: tuple[float, float] = (4.0, 8.0)
+    seconds_per_voice: float = 150.0
 
 
 WORD_SOURCES = {
-    "klettres": WordSource("klettres-data", -3),  # .../klettres/<language>/<alpha|syllab>/<name>.ogg
-    "ktuberling": WordSource("ktuberling-data", -2),  # .../ktuberling/sounds/<language>/<name>.ogg|wav
-    "klettres-short": WordSource("klettres-data", -3, (1.0, 3.0)),
-    "ktuberling-short": WordSource("ktuberling-data", -2, (1.0, 3.0)),
+    "klettres": WordSource("klettres-data", r"/klettres/([^/]+)/[^/]+/[^/]+$"),  # <language>/<alpha|syllab>/<name>.ogg
+    "ktuberling": WordSource("ktuberling-data", r"/sounds/([^/]+)/[^/]+$"),  # sounds/<language>/<name>.ogg|wav
+    "klettres-short": WordSource("klettres-data", r"/klettres/([^/]+)/[^/]+/[^/]+$", (1.0, 3.0)),
+    "ktuberling-short": WordSource("ktuberling-data", r"/sounds/([^/]+)/[^/]+$", (1.0, 3.0)),
+    # Tux Paint's spoken stamp names (<stamp>_desc_<language>.ogg; English has no suffix and 1 min only):
+    # 13 languages, 5-30 min each in 8 of them, so up to 7.5 min per language
+    "tuxpaint": WordSource("tuxpaint-stamps-default", r"_desc_([a-z]{2})\.ogg$", seconds_per_voice=450.0),
 }
 
 
 def word_recordings(source: str) -> dict[str, list[Path]]:
-    """language -> the recordings of a `WORD_SOURCES` source, found with dpkg -L; a file with the bytes of
-    one listed before it is left out (ktuberling's four Serbian scripts share one recording)."""
-    package, language_part = WORD_SOURCES[source].package, WORD_SOURCES[source].language_part
+    """language -> the recordings of a `WORD_SOURCES` source, found with dpkg -L (`recordings_by_language`)."""
+    package = WORD_SOURCES[source].package
     listing = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True)
     if listing.returncode != 0:
-        raise RuntimeError(f"{package} is not installed (Debian: apt-get install {package})")
+        raise RuntimeError(f"{package} is not installed (Debian: apt-get install --no-install-recommends {package})")
+    return recordings_by_language([Path(line) for line in listing.stdout.splitlines()],
+                                  WORD_SOURCES[source].language_pattern)
+
+
+def recordings_by_language(paths: list[Path], language_pattern: str) -> dict[str, list[Path]]:
+    """language -> the .ogg / .wav files of `paths` (sorted) whose path `language_pattern` finds a language
+    in (its first group); a file with the bytes of one listed before it is left out (ktuberling's four
+    Serbian scripts share one recording)."""
+    pattern = re.compile(language_pattern)
     files: dict[str, list[Path]] = {}
     seen = set()
-    for path in sorted(Path(line) for line in listing.stdout.splitlines() if line.endswith((".ogg", ".wav"))):
+    for path in sorted(path for path in paths if path.suffix in (".ogg", ".wav")):
+        language = pattern.search(path.as_posix())
+        if language is None:
+            continue
         digest = hashlib.sha1(path.read_bytes()).hexdigest()
         if digest not in seen:
             seen.add(digest)
-            files.setdefault(path.parts[language_part], []).append(path)
+            files.setdefault(language.group(1), []).append(path)
     return files
 
 
@@ -261,6 +279,7 @@ def write_word_speech(output: str | os.PathLike, source: str, held_out_languages
                  if language not in held_out_languages}
         partial = Path(output) / f"{source}.partial"
         shutil.rmtree(partial, ignore_errors=True)
-        join_word_clips(files, partial, source, clip_seconds=WORD_SOURCES[source].clip_seconds)
+        join_word_clips(files, partial, source, WORD_SOURCES[source].seconds_per_voice,
+                        clip_seconds=WORD_SOURCES[source].clip_seconds)
         partial.rename(folder)
     return folder

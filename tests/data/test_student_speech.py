@@ -5,7 +5,15 @@ import csv
 import numpy as np
 import pytest
 
-from hf_sqa.data.student_speech import SpeechSplit, cut_pieces, join_word_clips, trim_silence, write_student_speech
+from hf_sqa.data.student_speech import (
+    WORD_SOURCES,
+    SpeechSplit,
+    cut_pieces,
+    join_word_clips,
+    recordings_by_language,
+    trim_silence,
+    write_student_speech,
+)
 from hf_sqa.testing import synthetic_speech, write_clip
 
 
@@ -90,3 +98,32 @@ def test_recorded_words_are_trimmed_and_joined_into_clips_per_language(tmp_path)
     short = sorted((tmp_path / "short" / "words-ca").glob("*.wav"))
     assert len(short) > len(sorted((tmp_path / "out" / "words-ca").glob("*.wav")))
     assert all(1.0 <= sf.info(c).duration <= 4.0 for c in short)
+
+
+def test_word_sources_find_each_recordings_language_and_drop_repeats(tmp_path):
+    """Each package's layout (what dpkg -L lists) -> its files by language: the language from the path's
+    folders (KLettres, KTuberling) or its name (Tux Paint), other files left out, repeated bytes once."""
+    layouts = {
+        "klettres": {"usr/share/klettres/fr/alpha/a.ogg": "fr", "usr/share/klettres/en_GB/syllab/ba.ogg": "en_GB",
+                     "usr/share/klettres/fr/pics/a.png": None},
+        "ktuberling": {"usr/share/ktuberling/sounds/da/hat.wav": "da", "usr/share/ktuberling/sounds/sr/eye.ogg": "sr",
+                       "usr/share/ktuberling/sounds/sr@latin/eye.ogg": "sr@latin"},
+        "tuxpaint": {"usr/share/tuxpaint/stamps/animals/frog_desc_ro.ogg": "ro",
+                     "usr/share/tuxpaint/stamps/animals/frog_desc_el.ogg": "el",
+                     "usr/share/tuxpaint/stamps/animals/frog_desc.ogg": None,  # English: no language in its name
+                     "usr/share/tuxpaint/stamps/animals/frog.ogg": None,  # the stamp's sound effect
+                     "usr/share/tuxpaint/stamps/town/stone_desc_da.ogg.ogg": None},
+    }
+    for source, layout in layouts.items():
+        paths = []
+        for k, name in enumerate(layout):
+            path = tmp_path / source / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"same" if name.endswith("eye.ogg") else f"{source}{k}".encode())
+            paths.append(path)
+        found = recordings_by_language(paths + [paths[0].parent], WORD_SOURCES[source].language_pattern)
+        expected: dict[str, list] = {}
+        for path, language in zip(paths, layout.values()):
+            if language and not (source == "ktuberling" and language == "sr@latin"):  # its bytes repeat "sr"'s
+                expected.setdefault(language, []).append(path)
+        assert found == expected, source
