@@ -193,8 +193,9 @@ WORD_SOURCES = {
     "ktuberling": WordSource("ktuberling-data", r"/sounds/([^/]+)/[^/]+$"),  # sounds/<language>/<name>.ogg|wav
     "klettres-short": WordSource("klettres-data", r"/klettres/([^/]+)/[^/]+/[^/]+$", (1.0, 3.0)),
     "ktuberling-short": WordSource("ktuberling-data", r"/sounds/([^/]+)/[^/]+$", (1.0, 3.0)),
-    # Tux Paint's spoken stamp names (<stamp>_desc_<language>.ogg; English has no suffix and 1 min only):
-    # 13 languages, 5-30 min each in 8 of them, so up to 7.5 min per language
+    # Tux Paint's spoken stamp names (<stamp>_desc_<language>.ogg; English's minute has no suffix, left out):
+    # 12 languages, 5-30 min in 8 of them, so up to 7.5 min per language (in the vocoder stage it added
+    # nothing: README, "Nor do an hour of Tux Paint's voices")
     "tuxpaint": WordSource("tuxpaint-stamps-default", r"_desc_([a-z]{2})\.ogg$", seconds_per_voice=450.0),
 }
 
