@@ -67,25 +67,28 @@ def main() -> None:
     torch.set_num_threads(2)
     print(f"{'model':<34} {'set':<14} {'part (source, length / family)':<32} {'n':>5} {'PCC (95 % CI)':>22} {'SRCC (95 % CI)':>22} "
           f"{'RMSE':>6} {'error':>6} {'SSE share':>9}")
+    models = {}
+    for name in args.models:
+        models[name] = fast_student_from(name).eval()
+        models[name].config.window_max_hop = 16000  # the teacher's windows, as in training and eval_history
     for folder in map(Path, args.heldout):
         held = PackedClips(folder)
-        sources = clip_sources(folder)
-        source = np.array([sources[str(i)] for i in held.ids])
         audios = [held.clip(k) for k in range(len(held))]
         seconds = np.array([len(a) / 16000 for a in audios])
+        everything = ("all", np.ones(len(held), bool))
         if args.by == "degradation":  # a clip counts in every family of its chain
             chains = clip_families(folder)
             families = [chains[str(i)] for i in held.ids]
             parts = [(family, np.array([family in chain for chain in families]))
-                     for family in sorted(set().union(*families))] + [("all", np.ones(len(source), bool))]
+                     for family in sorted(set().union(*families))] + [everything]
         else:
-            parts = [(src, source == src) for src in sorted(set(source))] + [("all", np.ones(len(source), bool))]
+            sources = clip_sources(folder)
+            source = np.array([sources[str(i)] for i in held.ids])
+            parts = [(src, source == src) for src in sorted(set(source))] + [everything]
             # short clips are the fast student's weak band (the teacher scores them zero-padded to a window)
             parts = [(f"{part} {label}", pick & band) for part, pick in parts
                      for label, band in (("", True), ("< 3 s", seconds < 3), (">= 3 s", seconds >= 3))]
-        for name in args.models:
-            model = fast_student_from(name).eval()
-            model.config.window_max_hop = 16000  # the teacher's windows, as in training and eval_history
+        for name, model in models.items():
             ours = np.asarray(score(audios, model=model, sampling_rate=16000, batch_size=8))
             # squared error left after the best line from student to teacher over the whole set: its parts'
             # shares say where the set's PCC is lost

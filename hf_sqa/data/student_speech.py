@@ -35,7 +35,7 @@ import re
 import shutil
 import subprocess
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -188,11 +188,13 @@ class WordSource:
     seconds_per_voice: float = 150.0
 
 
+_KLETTRES = WordSource("klettres-data", r"/klettres/([^/]+)/[^/]+/[^/]+$")  # <language>/<alpha|syllab>/<name>.ogg
+_KTUBERLING = WordSource("ktuberling-data", r"/sounds/([^/]+)/[^/]+$")  # sounds/<language>/<name>.ogg|wav
 WORD_SOURCES = {
-    "klettres": WordSource("klettres-data", r"/klettres/([^/]+)/[^/]+/[^/]+$"),  # <language>/<alpha|syllab>/<name>.ogg
-    "ktuberling": WordSource("ktuberling-data", r"/sounds/([^/]+)/[^/]+$"),  # sounds/<language>/<name>.ogg|wav
-    "klettres-short": WordSource("klettres-data", r"/klettres/([^/]+)/[^/]+/[^/]+$", (1.0, 3.0)),
-    "ktuberling-short": WordSource("ktuberling-data", r"/sounds/([^/]+)/[^/]+$", (1.0, 3.0)),
+    "klettres": _KLETTRES,
+    "ktuberling": _KTUBERLING,
+    "klettres-short": replace(_KLETTRES, clip_seconds=(1.0, 3.0)),
+    "ktuberling-short": replace(_KTUBERLING, clip_seconds=(1.0, 3.0)),
     # Tux Paint's spoken stamp names (<stamp>_desc_<language>.ogg; English's minute has no suffix, left out):
     # 12 languages, 5-30 min in 8 of them, so up to 7.5 min per language (in the vocoder stage it added
     # nothing: README, "Nor do an hour of Tux Paint's voices")
