@@ -1,12 +1,13 @@
 """Scoring speed: hf_sqa's Distill-MOS import vs the `distillmos` package, same clips, same process.
 
-Seconds of audio scored per wall-clock second on 10 s clips, with 2 torch threads, batch 1 and batch 8,
-exact (fp32) and with bfloat16 autocast (bf16; the MOS head stays float32).
-The package path is what its own inference loop does (one clip at a time: decode, then its forward,
-which re-runs the overlapping 7.68 s windows); decoding uses soundfile for both (torchaudio is not used
-here). Also prints the largest score difference between the two.
+Seconds of audio scored per wall-clock second on 10 s clips (or each of several lengths: `--seconds 1 3
+10`), with 2 torch threads, batch 1 and batch 8, exact (fp32) and with bfloat16 autocast (bf16; the MOS head
+stays float32). The package path is what its own inference loop does (one clip at a time: decode, then its
+forward, which re-runs the overlapping 7.68 s windows and runs a clip shorter than a window zero-padded to
+one); decoding uses soundfile for both (torchaudio is not used here). Also prints the largest score
+difference between the two.
 
-    python benchmarks/score_speed.py [--clips 16] [--seconds 10] [--threads 2] [--repeats 3] [--breakdown]
+    python benchmarks/score_speed.py [--clips 16] [--seconds 10 ...] [--threads 2] [--repeats 3] [--breakdown]
 
 --breakdown adds where the time goes: per-window conv-stack time and GMAC/s for the package and for
 hf_sqa, the package's first conv layer, the head's time per window by chunk size, and the score change
@@ -93,40 +94,44 @@ def head_precision_effect(reference, ours, paths: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, nargs="+", default=[10.0], help="clip lengths, one table each")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--breakdown", action="store_true", help="also show where the time goes")
+    parser.add_argument("--breakdown", action="store_true", help="also show where the time goes (first length)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     reference = import_distillmos().ConvTransformerSQAModel().eval()
     ours = hf_sqa.load_model("distillmos")
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = make_clips(Path(tmp), args.clips, args.seconds)
-        audio_seconds = args.clips * args.seconds
-        package_time, package_scores = best_time(lambda: score_with_distillmos_package(reference, paths), args.repeats)
-        rows = [("distillmos package (clip by clip)", package_time, package_scores)]
-        for precision in ("fp32", "bf16"):
-            for batch_size in (1, 8):
-                elapsed, scores = best_time(
-                    lambda: np.array([
-                        r.mos for r in hf_sqa.iter_scores(paths, ours, batch_size=batch_size, precision=precision)
-                    ]),
-                    args.repeats,
-                )
-                rows.append((f"hf_sqa {precision} batch {batch_size}", elapsed, scores))
+    for seconds in args.seconds:
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = make_clips(Path(tmp), args.clips, seconds)
+            compare(reference, ours, paths, seconds, args)
+            if args.breakdown and seconds == args.seconds[0]:
+                head_precision_effect(reference, ours, paths)
+                breakdown(reference, ours, args.repeats)
 
-        print(f"{args.clips} clips x {args.seconds:g} s, {args.threads} threads, torch {torch.__version__}, "
-              f"best of {args.repeats}")
-        print(f"{'path':<36} {'audio s / wall s':>17} {'ratio vs package':>17} {'max |dMOS|':>11}")
-        for name, elapsed, scores in rows:
-            print(f"{name:<36} {audio_seconds / elapsed:>17.1f} {package_time / elapsed:>16.2f}x "
-                  f"{np.max(np.abs(scores - package_scores)):>11.2e}")
-        if args.breakdown:
-            head_precision_effect(reference, ours, paths)
-            breakdown(reference, ours, args.repeats)
 
+def compare(reference, ours, paths: list[str], seconds: float, args) -> None:
+    """One table: the package and hf_sqa's paths on the same clips, speed and score difference."""
+    package_time, package_scores = best_time(lambda: score_with_distillmos_package(reference, paths), args.repeats)
+    rows = [("distillmos package (clip by clip)", package_time, package_scores)]
+    for precision in ("fp32", "bf16"):
+        for batch_size in (1, 8):
+            elapsed, scores = best_time(
+                lambda: np.array([
+                    r.mos for r in hf_sqa.iter_scores(paths, ours, batch_size=batch_size, precision=precision)
+                ]),
+                args.repeats,
+            )
+            rows.append((f"hf_sqa {precision} batch {batch_size}", elapsed, scores))
+
+    print(f"{len(paths)} clips x {seconds:g} s, {args.threads} threads, torch {torch.__version__}, "
+          f"best of {args.repeats}")
+    print(f"{'path':<36} {'audio s / wall s':>17} {'ratio vs package':>17} {'max |dMOS|':>11}")
+    for name, elapsed, scores in rows:
+        print(f"{name:<36} {len(paths) * seconds / elapsed:>17.1f} {package_time / elapsed:>16.2f}x "
+              f"{np.max(np.abs(scores - package_scores)):>11.2e}")
 
 if __name__ == "__main__":
     main()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from .configuration_conv_transformer_mos import ConvTransformerMOSConfig
 
 
@@ -45,33 +43,3 @@ class FastMOSConfig(ConvTransformerMOSConfig):
         if self.conv_kernel_size % 2 == 0:
             raise ValueError(f"the chunked front end needs an odd conv_kernel_size, got {self.conv_kernel_size}")
         super().__post_init__(**kwargs)
-
-    @property
-    def time_stride(self) -> int:
-        """STFT frames per output frame (product of the conv time strides)."""
-        return math.prod(self.conv_time_strides)
-
-    @property
-    def samples_per_frame(self) -> int:
-        return self.stft_hop_length * self.time_stride
-
-    @property
-    def receptive_margin(self) -> int:
-        """STFT frames on each side of a chunk that its edge outputs depend on, rounded up to whole output
-        frames: sum over layers of (kernel // 2) x the stride product of the layers before it."""
-        radius, stride = 0, 1
-        for layer_stride in self.conv_time_strides:
-            radius += (self.conv_kernel_size // 2) * stride
-            stride *= layer_stride
-        return math.ceil((radius + 1) / self.time_stride) * self.time_stride
-
-    def stft_frames(self, num_samples: int) -> int:
-        """STFT frames of a clip (reflect-padded by (n_fft - hop) / 2 at both ends, no centring)."""
-        side = (self.stft_n_fft - self.stft_hop_length) // 2
-        return (num_samples + 2 * side - self.stft_n_fft) // self.stft_hop_length + 1
-
-    def output_frames(self, num_samples: int) -> int:
-        frames = self.stft_frames(num_samples)
-        for stride in self.conv_time_strides:
-            frames = (frames - 1) // stride + 1
-        return frames

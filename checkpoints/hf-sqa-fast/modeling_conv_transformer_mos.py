@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -129,6 +131,7 @@ class ConvTransformerForMOSRegression(MOSPreTrainedModel):
         self.frontend = CompressedSpectrumConvStack(config)
         self.feature_norm = nn.BatchNorm1d(self.frontend.output_size)
         self.head = self.build_head(self.frontend.output_size)
+        self._silence_cache: tuple[tuple, torch.Tensor] | None = None
         self.post_init()
 
     def _init_weights(self, module):
@@ -142,6 +145,54 @@ class ConvTransformerForMOSRegression(MOSPreTrainedModel):
         (projection and each transformer layer, (N, frames, d) each)."""
         if self.config.peak_normalize_windows:
             windows = windows / (windows.abs().amax(dim=-1, keepdim=True) + 1e-8)
-        features = self.frontend(windows)  # (N, frames, C * F)
+        features = self.window_features(windows, lengths)  # (N, frames, C * F)
         features = self.feature_norm(features.transpose(1, 2)).transpose(1, 2)
         return self.head(features, output_hidden_states)
+
+    def window_features(self, windows: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(N, window_length) windows, zero past `lengths` -> conv features (N, frames_per_window, C * F).
+
+        In CPU inference (windows one at a time) a window of a clip shorter than a window costs the front end
+        of its own samples only: its frames that see nothing but the zero padding are `silence_frames()`,
+        the same numbers up to float rounding. Elsewhere (training, GPU batches, even conv kernels, whose
+        receptive field is lopsided) every window runs whole."""
+        if (not self.frontend._fused_cpu_inference(windows) or self.config.conv_kernel_size % 2 == 0
+                or bool((lengths >= windows.shape[-1]).all())):
+            return self.frontend(windows)
+        full = windows.shape[-1]
+        return torch.stack([
+            self.zero_padded_window_frames(window[:length]) if length < full else self.frontend(window[None])[0]
+            for window, length in zip(windows, lengths.tolist())
+        ])
+
+    def silence_frames(self) -> torch.Tensor:
+        """Conv features (frames_per_window, C * F) of one window of zeros: what the front end gives the zero
+        padding of a short clip (constant, but for the conv's zero padding at the end).
+
+        Depends on the weights only, and is taken as a constant of them: computed without gradients (in
+        training the padding then shapes the head, not the front end) and cached, keyed on the front end's
+        parameters and their in-place version counters (an optimiser step or load_state_dict changes the
+        key), so a training step computes it once, inference once per set of weights."""
+        device = self.frontend.convs[0].weight.device
+        autocast = torch.is_autocast_enabled(device.type) and torch.get_autocast_dtype(device.type)
+        key = (device, autocast, tuple((id(p), p._version) for p in self.frontend.parameters()))
+        if self._silence_cache is None or self._silence_cache[0] != key:
+            with torch.no_grad():
+                silence = self.frontend(torch.zeros(1, self.config.window_length, device=device))[0]
+            self._silence_cache = (key, silence)
+        return self._silence_cache[1]
+
+    def zero_padded_window_frames(self, samples: torch.Tensor) -> torch.Tensor:
+        """A clip (T,) shorter than a window, already level-normalised -> conv features (frames_per_window,
+        C * F) of the clip zero-padded to one window: the front end runs over the clip and just enough zeros
+        for the frames that see it; the frames that see only zeros are `silence_frames()`."""
+        cfg = self.config
+        stride, hop, margin = cfg.time_stride, cfg.stft_hop_length, cfg.receptive_margin
+        # first output frame whose receptive field (STFT frames k * stride +- margin, each n_fft samples
+        # from (frame * hop - edge padding)) starts at or after the clip's end
+        silent_from = min(math.ceil((samples.shape[0] + self.frontend.edge_padding + margin * hop) / (stride * hop)),
+                          cfg.frames_per_window)
+        # frames before it need STFT frames up to (silent_from - 1) * stride + margin, all inside the zeros
+        extended = min(cfg.window_length, ((silent_from - 1) * stride + margin) * hop + cfg.stft_n_fft)
+        clip_part = self.frontend(nn.functional.pad(samples, (0, extended - samples.shape[0]))[None])[0]
+        return torch.cat([clip_part[:silent_from], self.silence_frames()[silent_from:].to(clip_part.dtype)])

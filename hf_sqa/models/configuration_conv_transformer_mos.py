@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from .configuration_mos import MOSConfig
 
 
@@ -78,10 +80,37 @@ class ConvTransformerMOSConfig(MOSConfig):
     @property
     def frames_per_window(self) -> int:
         """Feature frames the head sees per window (384 for 7.68 s windows)."""
-        frames = (self.window_length - self.stft_n_fft + 2 * ((self.stft_n_fft - self.stft_hop_length) // 2))
-        frames = frames // self.stft_hop_length + 1
+        return self.output_frames(self.window_length)
+
+    @property
+    def time_stride(self) -> int:
+        """STFT frames per output frame (product of the conv time strides)."""
+        return math.prod(self.conv_time_strides)
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.stft_hop_length * self.time_stride
+
+    @property
+    def receptive_margin(self) -> int:
+        """STFT frames on each side of a chunk that its edge outputs depend on, rounded up to whole output
+        frames: sum over layers of (kernel // 2) x the stride product of the layers before it."""
+        radius, stride = 0, 1
+        for layer_stride in self.conv_time_strides:
+            radius += (self.conv_kernel_size // 2) * stride
+            stride *= layer_stride
+        return math.ceil((radius + 1) / self.time_stride) * self.time_stride
+
+    def stft_frames(self, num_samples: int) -> int:
+        """STFT frames of a clip (reflect-padded by (n_fft - hop) / 2 at both ends, no centring)."""
+        side = (self.stft_n_fft - self.stft_hop_length) // 2
+        return (num_samples + 2 * side - self.stft_n_fft) // self.stft_hop_length + 1
+
+    def output_frames(self, num_samples: int) -> int:
+        """Conv stack output frames of a clip (kernel k, time padding k // 2, odd k)."""
+        frames = self.stft_frames(num_samples)
         for stride in self.conv_time_strides:
-            frames = (frames - 1) // stride + 1  # kernel k, padding k // 2, odd k
+            frames = (frames - 1) // stride + 1
         return frames
 
 

@@ -12,7 +12,6 @@ and a short clip's zero padding costs no front-end work (the frames of silence a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import torch
@@ -43,51 +42,15 @@ class FastMOSForMOSRegression(ConvTransformerForMOSRegression):
     config_class = FastMOSConfig
     config: FastMOSConfig
 
-    def __init__(self, config: FastMOSConfig):
-        super().__init__(config)
-        self._silence_cache: tuple[tuple, torch.Tensor] | None = None
-
     def pads(self, num_samples: int) -> bool:
         """Whether a clip of `num_samples` is scored as one window zero-padded to `window_length`."""
         return self.config.pad_short_clips and num_samples < self.config.window_length
-
-    def silence_frames(self) -> torch.Tensor:
-        """Conv features (frames_per_window, C * F) of one window of zeros: what the teacher's front end
-        gives the zero padding of a short clip (constant, but for the conv's zero padding at the end).
-
-        Depends on the weights only, and is taken as a constant of them: computed without gradients (in
-        training the padding then shapes the head, not the front end) and cached, keyed on the front end's
-        parameters and their in-place version counters (an optimiser step or load_state_dict changes the
-        key), so a training step computes it once, inference once per set of weights."""
-        device = self.frontend.convs[0].weight.device
-        autocast = torch.is_autocast_enabled(device.type) and torch.get_autocast_dtype(device.type)
-        key = (device, autocast, tuple((id(p), p._version) for p in self.frontend.parameters()))
-        if self._silence_cache is None or self._silence_cache[0] != key:
-            with torch.no_grad():
-                silence = self.clip_features(torch.zeros(self.config.window_length, device=device))
-            self._silence_cache = (key, silence)
-        return self._silence_cache[1]
-
-    def padded_window_features(self, samples: torch.Tensor, level: torch.Tensor | float = 1.0) -> torch.Tensor:
-        """A clip (T,) shorter than a window -> conv features (frames_per_window, C * F) of the clip zero-padded
-        to one window, as the teacher computes them: the front end runs over the clip and just enough zeros
-        for the frames that see it; the frames that see only zeros are `silence_frames()`."""
-        cfg = self.config
-        stride, hop, margin = cfg.time_stride, cfg.stft_hop_length, cfg.receptive_margin
-        # first output frame whose receptive field (STFT frames k * stride +- margin, each n_fft samples
-        # from (frame * hop - edge padding)) starts at or after the clip's end
-        silent_from = min(math.ceil((samples.shape[0] + self.frontend.edge_padding + margin * hop) / (stride * hop)),
-                          cfg.frames_per_window)
-        # frames before it need STFT frames up to (silent_from - 1) * stride + margin, all inside the zeros
-        extended = min(cfg.window_length, ((silent_from - 1) * stride + margin) * hop + cfg.stft_n_fft)
-        clip_part = self.clip_features(torch.nn.functional.pad(samples, (0, extended - samples.shape[0])), level)
-        return torch.cat([clip_part[:silent_from], self.silence_frames()[silent_from:].to(clip_part.dtype)])
 
     def clip_frames(self, samples: torch.Tensor, level: torch.Tensor | float = 1.0) -> torch.Tensor:
         """Conv features the head's windows are cut from: (config.output_frames(T), C * F), or
         (frames_per_window, C * F) for a clip that `pads`."""
         if self.pads(samples.shape[0]):
-            return self.padded_window_features(samples, level)
+            return self.zero_padded_window_frames(samples / level)
         return self.clip_features(samples, level)
 
     def clip_features(self, samples: torch.Tensor, level: torch.Tensor | float = 1.0) -> torch.Tensor:

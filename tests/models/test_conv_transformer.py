@@ -89,6 +89,39 @@ def test_fused_inference_path_equals_plain_path(tiny_student):
     assert torch.allclose(fused, plain, atol=1e-5)
 
 
+@pytest.mark.parametrize("samples", [1, 319, 16_001, 48_000])
+def test_short_clip_costs_the_front_end_of_its_own_samples(tiny_student, samples):
+    """CPU inference scores a clip shorter than a window as that window zero-padded (the windowing rule),
+    but runs the front end over the clip and the zeros its frames see, not over the whole window; the
+    frames of the padding alone come from one cached window of zeros."""
+    window = tiny_student.config.window_length
+    clip = torch.from_numpy(synthetic_speech(4.0, seed=3)[:samples])
+    padded = torch.zeros(window)
+    padded[:samples] = clip
+    seen = []
+    tiny_student.frontend.register_forward_hook(lambda module, args, output: seen.append(args[0].shape[-1]))
+    with torch.no_grad():
+        tiny_student(torch.from_numpy(synthetic_speech(2.0, seed=4)))  # caches the frames of silence
+        seen.clear()
+        short = tiny_student(clip).mos
+        assert seen and max(seen) < window  # the clip's own samples (+ the receptive field's zeros) only
+        whole = tiny_student(padded).mos  # a full window: the front end over all of it
+    assert seen[-1] == window
+    training_path = tiny_student(clip).mos.detach()  # grad enabled: the whole padded window, plain convs
+    assert torch.allclose(short, whole, atol=1e-5) and torch.allclose(short, training_path, atol=1e-5)
+
+
+def test_short_clip_with_an_even_conv_kernel_scores_as_its_padded_window():
+    """An even kernel's receptive field is lopsided: such a model runs the whole padded window."""
+    torch.manual_seed(0)
+    model = ConvTransformerForMOSRegression(tiny_student_config(conv_kernel_size=4)).eval()
+    clip = torch.from_numpy(synthetic_speech(1.5, seed=5))
+    padded = torch.zeros(model.config.window_length)
+    padded[: len(clip)] = clip
+    with torch.no_grad():
+        assert torch.allclose(model(clip).mos, model(padded).mos, atol=1e-5)
+
+
 def test_save_reload_roundtrip(tiny_student, tmp_path):
     tiny_student.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").is_file()

@@ -1,6 +1,5 @@
 """The fast student: clip-level front end in chunks, windows on the shared frames, batching, loading."""
 
-import numpy as np
 import pytest
 import torch
 
