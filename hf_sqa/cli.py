@@ -42,7 +42,7 @@ class _ResultWriter:
     or collects them for a table on stdout. With segments, each window's row is written as soon as it is
     scored (a long file's first rows appear while it is being scored) and the file's row follows them."""
 
-    def __init__(self, output: str | None, segments: bool, below: float | None = None):
+    def __init__(self, output: str | None, segments: bool, below: float | None = None, append: bool = False):
         self.segments = segments
         self.below = below  # adds the share_below column
         self.rows: list = []
@@ -54,12 +54,13 @@ class _ResultWriter:
             if suffix not in (".csv", ".jsonl"):
                 raise SystemExit(f"hf-sqa: --output must end in .csv or .jsonl, got {output}")
             Path(output).parent.mkdir(parents=True, exist_ok=True)
-            self.handle = open(output, "w", newline="")
+            append = append and Path(output).is_file() and Path(output).stat().st_size > 0
+            self.handle = open(output, "a" if append else "w", newline="")
             self.format = suffix[1:]
             if self.format == "csv":
                 self.csv = csv.writer(self.handle)
-                extra = ["share_below"] if below is not None else []
-                self.csv.writerow((SEGMENT_COLUMNS if segments else SCORE_COLUMNS) + extra)
+                if not append:
+                    self.csv.writerow(_columns(segments, below))
 
     def segment(self, result, segment) -> None:
         """One window of `result`, just scored."""
@@ -119,6 +120,56 @@ class _ResultWriter:
                           f"window {segment.start:.2f}-{segment.end:.2f} s")
 
 
+def _columns(segments: bool, below: float | None) -> list[str]:
+    """A CSV output's columns (a JSONL file record has the same keys, + `windows` with segments)."""
+    return (SEGMENT_COLUMNS if segments else SCORE_COLUMNS) + (["share_below"] if below is not None else [])
+
+
+def _finished_inputs(output: str, segments: bool, below: float | None) -> dict[str, bool]:
+    """--resume: the inputs an earlier run of the same command finished in `output` (path -> scored without
+    error). Their rows stay as written (a file's row and its window rows); what a killed run left half
+    written goes: a last line cut short, and the window rows of a file whose own row never came (it is scored
+    again). The kept rows are rewritten atomically before the run appends to them."""
+    target = Path(output)
+    csv_output = target.suffix.lower() == ".csv"
+    if not target.is_file() or target.stat().st_size == 0 or target.suffix.lower() not in (".csv", ".jsonl"):
+        return {}  # nothing to resume (a wrong suffix is refused by the writer)
+    text = target.read_text(encoding="utf-8")
+    complete = text[: text.rfind("\n") + 1]  # a kill mid-write leaves a last line without its newline
+    if csv_output:  # rows as lists, path first; a window's row has its segment number and fewer columns
+        columns = _columns(segments, below)
+        header, *rows = list(csv.reader(complete.splitlines())) or [[]]
+        rows = [row for row in rows if 0 < len(row) <= len(columns)]
+        error_at = columns.index("error")
+        file_rows = [(row[0], row[error_at]) for row in rows
+                     if len(row) == len(columns) and not (segments and row[1])]
+        path_of = lambda row: row[0]  # noqa: E731
+    else:  # a file's record: the score columns (+ share_below, + windows with segments); a window's has "segment"
+        columns = SCORE_COLUMNS + (["share_below"] if below is not None else []) + (["windows"] if segments else [])
+        rows = []
+        for number, line in enumerate(complete.splitlines(), 1):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise SystemExit(f"hf-sqa: --resume: line {number} of {output} is not JSON ({error})") from None
+        header = next((list(record) for record in rows if "segment" not in record), columns)
+        file_rows = [(record["path"], record["error"]) for record in rows if "segment" not in record]
+        path_of = lambda record: record["path"]  # noqa: E731
+    if header != columns:
+        raise SystemExit(f"hf-sqa: --resume: {output} has the columns {header}, this command writes {columns} "
+                         "(resume with the options that wrote it: --segments, --below)")
+    finished = {path: not error for path, error in file_rows}
+    kept = [row for row in rows if path_of(row) in finished]
+    partial = target.with_name(target.name + ".resume")
+    with open(partial, "w", newline="", encoding="utf-8") as handle:
+        if csv_output:
+            csv.writer(handle).writerows([columns, *kept])
+        else:
+            handle.writelines(json.dumps(record) + "\n" for record in kept)
+    partial.replace(target)
+    return finished
+
+
 def _declared_seconds(path: str) -> float:
     """A file's duration from its header (0 when it cannot be read: it fails later, with its reason)."""
     from .audio import AudioError, AudioStream
@@ -165,6 +216,9 @@ def cmd_score(args) -> int:
     if not inputs:
         print("hf-sqa: nothing to score (give files, folders or --file-list)", file=sys.stderr)
         return 2
+    if args.resume and not args.output:
+        print("hf-sqa: --resume continues an --output file; give --output", file=sys.stderr)
+        return 2
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print(f"hf-sqa: --device {args.device} requested but CUDA is not available", file=sys.stderr)
         return 2
@@ -175,14 +229,21 @@ def cmd_score(args) -> int:
         except ValueError as error:
             print(f"hf-sqa: --hop: {error}", file=sys.stderr)
             return 2
-    writer = _ResultWriter(args.output, args.segments, args.below)
+    finished: dict[str, bool] = {}
+    if args.resume:
+        finished = _finished_inputs(args.output, args.segments, args.below)
+        total = len(inputs)
+        inputs = [path for path in inputs if path not in finished]
+        print(f"hf-sqa: resuming {args.output}: {total - len(inputs)} of {total} inputs already scored",
+              file=sys.stderr)
+    writer = _ResultWriter(args.output, args.segments, args.below, append=args.resume)
     progress = _AudioProgress([_declared_seconds(path) for path in inputs], args.quiet)
 
     def on_segment(result, segment) -> None:
         writer.segment(result, segment)
         progress.advance(result.index, segment.end)
 
-    failures = 0
+    failures = sum(not ok for ok in finished.values())  # an earlier run's bad inputs still count
     try:
         for result in iter_scores(inputs, model, batch_size=args.batch_size, channel=args.channel,
                                   num_workers=args.workers, precision=args.precision, window_hop=args.hop,
@@ -194,7 +255,7 @@ def cmd_score(args) -> int:
         writer.close()
         progress.close()
     if failures:
-        print(f"hf-sqa: {failures} of {len(inputs)} inputs could not be scored", file=sys.stderr)
+        print(f"hf-sqa: {failures} of {len(inputs) + len(finished)} inputs could not be scored", file=sys.stderr)
     return 1 if failures else 0
 
 
@@ -380,6 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "distillmos); larger hops score long recordings with fewer windows")
     score.add_argument("--below", type=float, metavar="MOS",
                        help="add share_below: the share of each file's time whose MOS is below this")
+    score.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run of the same command: keep the rows --output has, score "
+                            "only the inputs it lacks (a file a kill cut short is scored again)")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
     score.set_defaults(func=cmd_score)
 

@@ -95,6 +95,55 @@ def test_console_script_exit_status_with_one_bad_file(tiny_checkpoint, clip_fold
     assert good.returncode == 0, good.stderr
 
 
+def test_resume_after_a_kill_scores_every_input_once(tiny_checkpoint, clip_folder, tmp_path, capsys):
+    """--resume keeps the rows a killed run finished (a bad input's row too: it still sets the exit status),
+    drops the row a kill cut short and scores the rest; the result is the uninterrupted run's."""
+    broken = write_clip(tmp_path / "broken.flac", synthetic_speech(2.0))
+    broken.write_bytes(broken.read_bytes()[:3000])
+    inputs = [str(clip_folder / "clean.wav"), str(broken), str(clip_folder / "noisy.wav"),
+              str(clip_folder / "sub" / "stereo.flac")]
+    whole, out = tmp_path / "whole.csv", tmp_path / "scores.csv"
+    command = ["score", *inputs, "--model", str(tiny_checkpoint), "--quiet", "--output"]
+    assert main(command + [str(whole)]) == 1
+    lines = whole.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[:3]) + lines[3][:20])  # header, two rows, the third cut mid-line
+    capsys.readouterr()
+    assert main(command + [str(out), "--resume"]) == 1  # broken.flac, scored before the kill, still failed
+    assert "2 of 4 inputs already scored" in capsys.readouterr().err
+    assert out.read_text() == whole.read_text()
+    assert main(command + [str(out), "--resume"]) == 1  # nothing left to score
+    assert "4 of 4 inputs already scored" in capsys.readouterr().err and out.read_text() == whole.read_text()
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv"])
+def test_resume_scores_a_half_written_file_again_without_its_old_window_rows(tiny_checkpoint, clip_folder, tmp_path,
+                                                                             capsys, suffix):
+    whole, out = tmp_path / f"whole.{suffix}", tmp_path / f"scores.{suffix}"
+    command = ["score", str(clip_folder), "--recursive", "--segments", "--model", str(tiny_checkpoint), "--quiet",
+               "--output"]
+    assert main(command + [str(whole)]) == 0
+    lines = whole.read_text().splitlines(keepends=True)
+    rows = [json.loads(line) for line in lines] if suffix == "jsonl" else _read_csv(whole)
+    is_window = (lambda r: "segment" in r) if suffix == "jsonl" else (lambda r: r["segment"] != "")
+    noisy_windows = [k for k, r in enumerate(rows) if is_window(r) and r["path"].endswith("noisy.wav")]
+    kill_after = noisy_windows[1] + (1 if suffix == "jsonl" else 2)  # the CSV's header is a line too
+    out.write_text("".join(lines[:kill_after]))  # killed after two of noisy.wav's three windows
+    assert main(command + [str(out), "--resume"]) == 0
+    assert sorted(out.read_text().splitlines()) == sorted(whole.read_text().splitlines())  # each row once, same
+    finished = sum(not is_window(r) for r in rows[: noisy_windows[1] + 1])
+    assert f"{finished} of 3 inputs already scored" in capsys.readouterr().err
+
+
+def test_resume_refuses_an_output_of_other_options(tiny_checkpoint, clip_folder, tmp_path, capsys):
+    out = tmp_path / "scores.csv"
+    command = ["score", str(clip_folder), "--model", str(tiny_checkpoint), "--quiet", "--output", str(out)]
+    assert main(command) == 0
+    with pytest.raises(SystemExit, match="resume with the options that wrote it"):
+        main(command + ["--resume", "--segments"])
+    assert main(["score", str(clip_folder), "--model", str(tiny_checkpoint), "--resume"]) == 2
+    assert "--resume continues an --output file" in capsys.readouterr().err
+
+
 def test_convert_distillmos_cli(tmp_path, capsys):
     assert main(["convert", "distillmos", str(tmp_path / "dm")]) == 0
     assert "4.13 M parameters" in capsys.readouterr().out
