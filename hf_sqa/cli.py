@@ -125,9 +125,9 @@ def _columns(segments: bool, below: float | None) -> list[str]:
     return (SEGMENT_COLUMNS if segments else SCORE_COLUMNS) + (["share_below"] if below is not None else [])
 
 
-def _finished_inputs(output: str, segments: bool, below: float | None) -> dict[str, bool]:
-    """--resume: the inputs an earlier run of the same command finished in `output` (path -> scored without
-    error). Their rows stay as written (a file's row and its window rows); what a killed run left half
+def _finished_inputs(output: str, segments: bool, below: float | None) -> dict[str, float | None]:
+    """--resume: the inputs an earlier run of the same command finished in `output` (path -> its MOS, None for
+    an input that failed). Their rows stay as written (a file's row and its window rows); what a killed run left half
     written goes: a last line cut short, and the window rows of a file whose own row never came (it is scored
     again). The kept rows are rewritten atomically before the run appends to them."""
     target = Path(output)
@@ -140,8 +140,8 @@ def _finished_inputs(output: str, segments: bool, below: float | None) -> dict[s
         columns = _columns(segments, below)
         header, *rows = list(csv.reader(complete.splitlines())) or [[]]
         rows = [row for row in rows if 0 < len(row) <= len(columns)]
-        error_at = columns.index("error")
-        file_rows = [(row[0], row[error_at]) for row in rows
+        mos_at, error_at = columns.index("mos"), columns.index("error")
+        file_rows = [(row[0], None if row[error_at] else float(row[mos_at])) for row in rows
                      if len(row) == len(columns) and not (segments and row[1])]
         path_of = lambda row: row[0]  # noqa: E731
     else:  # a file's record: the score columns (+ share_below, + windows with segments); a window's has "segment"
@@ -153,12 +153,13 @@ def _finished_inputs(output: str, segments: bool, below: float | None) -> dict[s
             except json.JSONDecodeError as error:
                 raise SystemExit(f"hf-sqa: --resume: line {number} of {output} is not JSON ({error})") from None
         header = next((list(record) for record in rows if "segment" not in record), columns)
-        file_rows = [(record["path"], record["error"]) for record in rows if "segment" not in record]
+        file_rows = [(record["path"], None if record["error"] else record["mos"]) for record in rows
+                     if "segment" not in record]
         path_of = lambda record: record["path"]  # noqa: E731
     if header != columns:
         raise SystemExit(f"hf-sqa: --resume: {output} has the columns {header}, this command writes {columns} "
                          "(resume with the options that wrote it: --segments, --below)")
-    finished = {path: not error for path, error in file_rows}
+    finished = dict(file_rows)
     kept = [row for row in rows if path_of(row) in finished]
     partial = target.with_name(target.name + ".resume")
     with open(partial, "w", newline="", encoding="utf-8") as handle:
@@ -168,6 +169,27 @@ def _finished_inputs(output: str, segments: bool, below: float | None) -> dict[s
             handle.writelines(json.dumps(record) + "\n" for record in kept)
     partial.replace(target)
     return finished
+
+
+def _check_same_scoring(finished: dict[str, float | None], model, args) -> None:
+    """--resume: the shortest of (up to 100 of) the output's scored files, scored again by this command, must
+    get the MOS the output holds for it (within 0.01: bf16 and fp32 agree to a few thousandths, models differ by
+    more), or the output was written by another model or other options and mixing them is refused."""
+    from .scoring import iter_scores
+
+    scored = [path for path, mos in finished.items() if mos is not None][:100]
+    durations = {path: _declared_seconds(path) for path in scored}
+    scored = [path for path in scored if durations[path] > 0]
+    if not scored:
+        return
+    probe = min(scored, key=durations.get)
+    result = next(iter_scores([probe], model, batch_size=1, channel=args.channel, num_workers=1,
+                              precision=args.precision, window_hop=args.hop, below=args.below))
+    if not result.ok or abs(result.mos - finished[probe]) > 0.01:
+        now = f"{result.mos:.4f}" if result.ok else f"fails ({result.error})"
+        raise SystemExit(f"hf-sqa: --resume: {probe} scores {now} with this command but {finished[probe]:.4f} in "
+                         f"{args.output}: it was written by another model or other options (--model, --channel, "
+                         "--hop, --precision); resume with the command that wrote it, or give another --output")
 
 
 def _declared_seconds(path: str) -> float:
@@ -229,9 +251,10 @@ def cmd_score(args) -> int:
         except ValueError as error:
             print(f"hf-sqa: --hop: {error}", file=sys.stderr)
             return 2
-    finished: dict[str, bool] = {}
+    finished: dict[str, float | None] = {}
     if args.resume:
         finished = _finished_inputs(args.output, args.segments, args.below)
+        _check_same_scoring(finished, model, args)
         total = len(inputs)
         inputs = [path for path in inputs if path not in finished]
         print(f"hf-sqa: resuming {args.output}: {total - len(inputs)} of {total} inputs already scored",
@@ -243,7 +266,7 @@ def cmd_score(args) -> int:
         writer.segment(result, segment)
         progress.advance(result.index, segment.end)
 
-    failures = sum(not ok for ok in finished.values())  # an earlier run's bad inputs still count
+    failures = sum(mos is None for mos in finished.values())  # an earlier run's bad inputs still count
     try:
         for result in iter_scores(inputs, model, batch_size=args.batch_size, channel=args.channel,
                                   num_workers=args.workers, precision=args.precision, window_hop=args.hop,

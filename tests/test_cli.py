@@ -134,6 +134,23 @@ def test_resume_scores_a_half_written_file_again_without_its_old_window_rows(tin
     assert f"{finished} of 3 inputs already scored" in capsys.readouterr().err
 
 
+def test_resume_refuses_to_mix_in_another_models_scores(tiny_checkpoint, clip_folder, tmp_path):
+    from hf_sqa.scoring import load_model
+
+    other = load_model(str(tiny_checkpoint))
+    with torch.no_grad():
+        other.head.pooling.output.bias.add_(1.0)  # the same model, scoring higher
+    other.save_pretrained(tmp_path / "other")
+    out = tmp_path / "scores.csv"
+    command = ["score", str(clip_folder), "--quiet", "--output", str(out), "--resume", "--model"]
+    assert main(command + [str(tiny_checkpoint)]) == 0
+    written = out.read_text()
+    with pytest.raises(SystemExit, match="written by another model or other options"):
+        main(command + [str(tmp_path / "other")])
+    assert main(command + [str(tiny_checkpoint), "--precision", "bf16"]) == 0  # scores within 0.01: accepted
+    assert out.read_text() == written
+
+
 def test_resume_refuses_an_output_of_other_options(tiny_checkpoint, clip_folder, tmp_path, capsys):
     out = tmp_path / "scores.csv"
     command = ["score", str(clip_folder), "--model", str(tiny_checkpoint), "--quiet", "--output", str(out)]
