@@ -139,7 +139,7 @@ def test_resume_refuses_to_mix_in_another_models_scores(tiny_checkpoint, clip_fo
 
     other = load_model(str(tiny_checkpoint))
     with torch.no_grad():
-        other.head.pooling.output.bias.add_(1.0)  # the same model, scoring higher
+        other.head.pooling.output.bias.add_(1.0)  # the same model, its logit 1 higher: scores higher
     other.save_pretrained(tmp_path / "other")
     out = tmp_path / "scores.csv"
     command = ["score", str(clip_folder), "--quiet", "--output", str(out), "--resume", "--model"]
