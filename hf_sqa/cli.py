@@ -127,9 +127,9 @@ def _columns(segments: bool, below: float | None) -> list[str]:
 
 def _finished_inputs(output: str, segments: bool, below: float | None) -> dict[str, float | None]:
     """--resume: the inputs an earlier run of the same command finished in `output` (path -> its MOS, None for
-    an input that failed). Their rows stay as written (a file's row and its window rows); what a killed run left half
-    written goes: a last line cut short, and the window rows of a file whose own row never came (it is scored
-    again). The kept rows are rewritten atomically before the run appends to them."""
+    an input that failed). Their rows stay as written (a file's row and its window rows); what a killed run
+    left half written goes: a last line cut short, and the window rows of a file whose own row never came (it
+    is scored again). The kept rows are rewritten atomically before the run appends to them."""
     target = Path(output)
     csv_output = target.suffix.lower() == ".csv"
     if not target.is_file() or target.stat().st_size == 0 or target.suffix.lower() not in (".csv", ".jsonl"):
@@ -141,7 +141,7 @@ def _finished_inputs(output: str, segments: bool, below: float | None) -> dict[s
         header, *rows = list(csv.reader(complete.splitlines())) or [[]]
         rows = [row for row in rows if 0 < len(row) <= len(columns)]
         mos_at, error_at = columns.index("mos"), columns.index("error")
-        file_rows = [(row[0], None if row[error_at] else float(row[mos_at])) for row in rows
+        file_rows = [(row[0], float(row[mos_at]) if row[mos_at] and not row[error_at] else None) for row in rows
                      if len(row) == len(columns) and not (segments and row[1])]
         path_of = lambda row: row[0]  # noqa: E731
     else:  # a file's record: the score columns (+ share_below, + windows with segments); a window's has "segment"
