@@ -152,9 +152,9 @@ def _finished_inputs(output: str, segments: bool, below: float | None) -> dict[s
                 rows.append(json.loads(line))
             except json.JSONDecodeError as error:
                 raise SystemExit(f"hf-sqa: --resume: line {number} of {output} is not JSON ({error})") from None
-        header = next((list(record) for record in rows if "segment" not in record), columns)
-        file_rows = [(record["path"], None if record["error"] else record["mos"]) for record in rows
-                     if "segment" not in record]
+        file_records = [record for record in rows if "segment" not in record]
+        header = list(file_records[0]) if file_records else columns
+        file_rows = [(record["path"], None if record["error"] else record["mos"]) for record in file_records]
         path_of = lambda record: record["path"]  # noqa: E731
     if header != columns:
         raise SystemExit(f"hf-sqa: --resume: {output} has the columns {header}, this command writes {columns} "

@@ -70,10 +70,20 @@ METHODS = {
 }
 
 
-def _one_thread() -> None:
+def one_torch_thread() -> None:
+    """Initializer of the label stage's worker processes: one labelling process per core, one thread each."""
     import torch
 
-    torch.set_num_threads(1)  # one labelling process per core
+    torch.set_num_threads(1)
+
+
+def label_shard(teacher: str, data: str, output: str, num_shards: int, shard_index: int) -> None:
+    """One worker's part of the label stage: shard `shard_index` of `num_shards` of a degraded set, bf16 on
+    CPUs that have it, in units of 250 clips (benchmarks/label_speed.py times the same call)."""
+    from ..data.pseudo_label import pseudo_label
+
+    pseudo_label(teacher, data, output, shard_size=250, num_shards=num_shards, shard_index=shard_index,
+                 precision="bf16", progress=False)
 
 
 @dataclass(frozen=True)
@@ -263,14 +273,11 @@ class StudentPipeline:
         """The teacher's labels: one worker process per core (`num_shards`), one thread each, bf16 on CPUs
         that have it. The workers live through all the splits, so each imports torch and loads the teacher
         machinery once (a process per split cost ~10 s of start-up each: most of the smoke run's time)."""
-        from ..data.pseudo_label import pseudo_label
-
         context = multiprocessing.get_context("spawn")  # no forked torch thread pools
-        with ProcessPoolExecutor(self.processes, mp_context=context, initializer=_one_thread) as workers:
+        with ProcessPoolExecutor(self.processes, mp_context=context, initializer=one_torch_thread) as workers:
             for split in (d.name for d in self.degradation_sets()):
-                jobs = [workers.submit(pseudo_label, self.teacher, str(self.path("degraded", split)),
-                                       str(self.path("labelled", split)), shard_size=250, num_shards=self.processes,
-                                       shard_index=index, precision="bf16", progress=False)
+                jobs = [workers.submit(label_shard, self.teacher, str(self.path("degraded", split)),
+                                       str(self.path("labelled", split)), self.processes, index)
                         for index in range(self.processes)]
                 for job in jobs:
                     try:
