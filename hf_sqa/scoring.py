@@ -201,10 +201,10 @@ def score_stream(
     window_max_hop: int | None = None, on_segment: Callable[[ScoreResult, Segment], None] | None = None,
 ) -> None:
     """Score one input as a stream into `result`: a first pass over it (`stream.scan()`: its length, and
-    the level some models normalise by), then its blocks through `model.score_stream`, each window added
-    to `result.segments` (and passed to `on_segment`) as soon as it is scored. Memory stays bounded
-    whatever the input's length. Raises `AudioError` where the input stops decoding; the windows scored
-    before stay in `result.segments`."""
+    the level some models normalise by; it keeps the decoded samples), then its blocks through
+    `model.score_stream`, each window added to `result.segments` (and passed to `on_segment`) as soon as
+    it is scored. Memory stays bounded whatever the input's length. Raises `AudioError` where the input
+    stops decoding; the windows scored before stay in `result.segments`."""
     summary = stream.scan()
     config = model.config
     device = next(model.parameters()).device
@@ -251,8 +251,8 @@ def iter_scores(
 
     Inputs up to `stream_seconds` long are decoded whole (ahead of the model, in `num_workers` threads)
     and scored `batch_size` at a time; longer ones are scored one at a time as streams (`score_stream`:
-    decoded block by block, twice, memory bounded whatever their length; their first pass runs ahead in
-    the threads too). Both give the same scores.
+    decoded block by block once, into a temporary file that the model's pass reads back; memory bounded
+    whatever their length). Both give the same scores.
 
     precision: "fp32" (exact), or "bf16" to run the model's heavy layers in bfloat16 (on CPUs with AMX or
     AVX512-BF16 and on GPUs: several times faster, scores move by about 1e-3; see README, Speed).
@@ -269,18 +269,15 @@ def iter_scores(
     target_rate = model.config.sampling_rate
 
     def load(item, label: str) -> Audio | AudioStream:
-        """A short input decoded whole, or a long one opened and scanned (its first pass)."""
+        """A short input decoded whole, or a long one opened (its header checked). A long one is scanned
+        when its turn comes (`score_stream`), not ahead: its scan keeps the decoded samples in a temporary
+        file until it is scored, so scanning ahead would hold one such file per input in the queue."""
         encoded = isinstance(item, (str, os.PathLike, bytes, bytearray))  # files carry their own rate
         stream = AudioStream(item, sampling_rate=None if encoded else sampling_rate, channel=channel,
                              target_sampling_rate=target_rate, name=label)
         if stream.declared_duration <= stream_seconds:
             with stream:
                 return stream.read()
-        try:
-            stream.scan()
-        except BaseException:
-            stream.close()
-            raise
         return stream
 
     def finish(result: ScoreResult) -> ScoreResult:

@@ -146,6 +146,70 @@ def test_stream_blocks_equal_the_whole_input(tmp_path, rate, channels, fmt):
                           load_audio(data, sampling_rate=rate).samples)
 
 
+def _count_decodes(monkeypatch) -> list[int]:
+    """Every decoding pass over a file (AudioStream._source_blocks calls) appends to the returned list."""
+    calls, original = [], AudioStream._source_blocks
+
+    def counted(self):
+        calls.append(1)
+        yield from original(self)
+
+    monkeypatch.setattr(AudioStream, "_source_blocks", counted)
+    return calls
+
+
+def test_a_scanned_stream_is_decoded_once(tmp_path, monkeypatch):
+    """The scan keeps its samples in a temporary file: the next passes read them (the same samples, in blocks
+    of the stream's size) instead of decoding and resampling the file again; closing removes the file."""
+    speech = synthetic_speech(9.3, 44100, seed=5)
+    path = write_clip(tmp_path / "clip.ogg", np.stack([speech, 0.5 * speech], axis=1), 44100, format="OGG",
+                      subtype="VORBIS")
+    expected = load_audio(path).samples
+    decodes = _count_decodes(monkeypatch)
+    with AudioStream(path, block_seconds=2.0) as stream:
+        summary = stream.scan()
+        passes = [list(stream.blocks()), list(stream.blocks())]
+        spool = stream._spool
+    assert len(decodes) == 1 and spool.closed
+    for blocks in passes:
+        assert np.array_equal(np.concatenate(blocks), expected) and summary.num_samples == len(expected)
+        assert [len(block) for block in blocks[:-1]] == [32000] * (len(blocks) - 1)
+    decodes.clear()
+    with AudioStream(path, block_seconds=2.0, spool=False) as stream:
+        stream.scan()
+        assert np.array_equal(np.concatenate(list(stream.blocks())), expected) and len(decodes) == 2
+    decodes.clear()
+    with AudioStream(expected, sampling_rate=16000, block_seconds=2.0) as stream:  # arrays: nothing to spool
+        stream.scan()
+        assert stream._spool is None and np.array_equal(np.concatenate(list(stream.blocks())), expected)
+
+
+def test_a_scan_without_room_for_its_samples_decodes_again(tmp_path, monkeypatch):
+    import tempfile
+
+    class FullDisk:
+        closed = False
+
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+        def close(self):
+            self.closed = True
+
+    full = FullDisk()
+    monkeypatch.setattr(tempfile, "TemporaryFile", lambda: full)
+    path = write_clip(tmp_path / "clip.flac", synthetic_speech(5.0, seed=6))
+    decodes = _count_decodes(monkeypatch)
+    with AudioStream(path, block_seconds=1.0) as stream:
+        assert stream.scan().num_samples == 80000 and full.closed and stream._spool is None
+        assert np.array_equal(np.concatenate(list(stream.blocks())), load_audio(path).samples)
+    assert len(decodes) == 3  # scan, blocks, load_audio
+    monkeypatch.setattr(tempfile, "TemporaryFile", lambda: open(tmp_path / "missing" / "spool", "w+b"))
+    with AudioStream(path, block_seconds=1.0) as stream:  # no temporary directory at all
+        assert stream.scan().num_samples == 80000 and stream._spool is None
+        assert np.array_equal(np.concatenate(list(stream.blocks())), load_audio(path).samples)
+
+
 def test_stream_names_where_a_file_stops_decoding(tmp_path):
     path = write_clip(tmp_path / "long.flac", synthetic_speech(30.0, seed=4))
     path.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.6)])  # cut off after ~18 s

@@ -198,7 +198,7 @@ def test_a_stream_failing_while_scored_keeps_the_windows_before(tiny_model, tmp_
     def failing_second_pass(self):
         passes.append(1)
         for number, block in enumerate(original(self)):
-            if len(passes) == 2 and number == 2:  # the scoring pass, 60 s in (30 s blocks)
+            if number == 2:  # the scoring pass (the scan decodes on its own), 60 s in (30 s blocks)
                 raise AudioError(self.label, "stops decoding at 60.0 s (simulated)")
             yield block
 
@@ -207,6 +207,36 @@ def test_a_stream_failing_while_scored_keeps_the_windows_before(tiny_model, tmp_
     (result,) = iter_scores([str(path)], tiny_model, on_segment=lambda r, s: seen.append(s))
     assert result.error == "stops decoding at 60.0 s (simulated)" and np.isnan(result.mos)
     assert 40 < len(result.segments) == len(seen) < 83 and result.segments[-1].end <= 60.0
+    assert passes == [1]  # the scoring pass; the scan decodes on its own
+
+
+def test_long_inputs_are_decoded_once_and_spooled_one_at_a_time(tiny_model, tmp_path, monkeypatch):
+    """Each long input is decoded once (its scan's samples are read back for scoring), and its temporary file
+    exists only while it is scored: a queue of long inputs holds one at a time, not one per input."""
+    import tempfile
+
+    from hf_sqa.audio import AudioStream
+
+    paths = [str(write_clip(tmp_path / f"long{i}.flac", synthetic_speech(12.0 + i, seed=i))) for i in range(3)]
+    whole = list(iter_scores(paths, tiny_model))
+    decodes, spools, open_at_once = [], [], []
+    original_blocks, original_file = AudioStream._source_blocks, tempfile.TemporaryFile
+
+    def counted(self):
+        decodes.append(self.label)
+        yield from original_blocks(self)
+
+    def spool_file():
+        spools.append(original_file())
+        open_at_once.append(sum(not spool.closed for spool in spools))
+        return spools[-1]
+
+    monkeypatch.setattr(AudioStream, "_source_blocks", counted)
+    monkeypatch.setattr(tempfile, "TemporaryFile", spool_file)
+    streamed = list(iter_scores(paths, tiny_model, stream_seconds=10.0))
+    assert sorted(decodes) == paths and len(spools) == 3 and open_at_once == [1, 1, 1]
+    assert all(spool.closed for spool in spools)
+    assert [r.mos for r in streamed] == pytest.approx([r.mos for r in whole], abs=1e-6)
 
 
 def _audio_dataset(folder, count: int = 5):
