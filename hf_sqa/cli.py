@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -212,16 +213,18 @@ class _AudioProgress:
         self.seconds = seconds
         self.done: dict[int, float] = {}  # input index -> seconds of it counted
         self.start = time.perf_counter()
-        self.bar = tqdm(total=round(sum(seconds), 1), desc="scoring", unit="s", file=sys.stderr, disable=quiet,
+        self.bar = tqdm(total=math.fsum(seconds), desc="scoring", unit="s", file=sys.stderr, disable=quiet,
                         bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s of audio [{elapsed}<{remaining}{postfix}]")
 
     def advance(self, index: int, upto: float) -> None:
         """Input `index` is scored up to `upto` seconds (its whole length when done or failed)."""
         upto = min(upto, self.seconds[index])
-        step = upto - self.done.get(index, 0.0)
-        if step > 0:
+        if upto > self.done.get(index, 0.0):
             self.done[index] = upto
-            self.bar.update(step)
+            # the exact sum of what is done, not a running sum of steps (whose rounding ends a bar a hair
+            # short of its total, or past it)
+            self.bar.n = math.fsum(self.done.values())
+            self.bar.update(0)
             self.bar.set_postfix_str(f"{self.bar.n / max(time.perf_counter() - self.start, 1e-9):.0f}x real time",
                                      refresh=False)
 

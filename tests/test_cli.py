@@ -224,6 +224,28 @@ def test_long_file_streams_its_window_rows_and_progress_counts_audio_seconds(tin
     assert "79/79 s of audio" in bar and "x real time" in bar
 
 
+def test_progress_ends_exactly_at_the_audio_total():
+    """A long file's windows move the bar by fractions of a second: it must end on its total, neither a hair
+    short (a bar never full) nor past it (tqdm's clamping warning, a negative time left)."""
+    import warnings
+
+    import numpy as np
+
+    from hf_sqa.cli import _AudioProgress
+
+    progress = _AudioProgress([10.0, 10.0, 10.0, 1200.0], quiet=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for index in range(3):
+            progress.advance(index, float("inf"))
+        for start in np.linspace(0, 1, 312) * (1200 * 16000 - 122880):  # fast's windows of 20 minutes
+            progress.advance(3, min(int(start) + 122880, 1200 * 16000) / 16000)
+            assert progress.bar.n <= progress.bar.total
+        progress.advance(3, float("inf"))
+    assert progress.bar.n == progress.bar.total == 1230.0
+    progress.close()
+
+
 def test_train_online_runs_with_catalogue_shares(tmp_path, capsys):
     """`hf-sqa train-online`: a student distilled on clean clips degraded and labelled in every step."""
     import yaml
