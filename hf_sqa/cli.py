@@ -34,6 +34,18 @@ def _expand_inputs(paths: list[str], file_list: str | None, recursive: bool) -> 
     return inputs
 
 
+def _parse_shard(text: str) -> tuple[int, int]:
+    """'I/N' -> (I, N), 0 <= I < N; ValueError naming what is wrong otherwise."""
+    index, slash, count = text.partition("/")
+    try:
+        index_value, count_value = int(index), int(count)
+    except ValueError:
+        index_value = count_value = -1
+    if not slash or count_value < 1 or not 0 <= index_value < count_value:
+        raise ValueError(f"expected I/N with 0 <= I < N (part I of N, 0 = first; e.g. 0/4), got {text!r}")
+    return index_value, count_value
+
+
 def _format_mos(value: float) -> str:
     return "" if value != value else f"{value:.4f}"  # NaN -> empty
 
@@ -244,6 +256,17 @@ def cmd_score(args) -> int:
     if args.resume and not args.output:
         print("hf-sqa: --resume continues an --output file; give --output", file=sys.stderr)
         return 2
+    if args.shard is not None:
+        try:
+            index, count = _parse_shard(args.shard)
+        except ValueError as error:
+            print(f"hf-sqa: --shard: {error}", file=sys.stderr)
+            return 2
+        # every N-th input from the I-th: shards of a sorted folder get files of all kinds and lengths alike
+        total, inputs = len(inputs), inputs[index::count]
+        print(f"hf-sqa: shard {index}/{count}: {len(inputs)} of {total} inputs", file=sys.stderr)
+        if not inputs:
+            return 0
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print(f"hf-sqa: --device {args.device} requested but CUDA is not available", file=sys.stderr)
         return 2
@@ -470,6 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--resume", action="store_true",
                        help="continue an interrupted run of the same command: keep the rows --output has, score "
                             "only the inputs it lacks (a file a kill cut short is scored again)")
+    score.add_argument("--shard", metavar="I/N",
+                       help="score only part I of N (0 = first): every N-th input from the I-th, to split a job "
+                            "across processes, GPUs or machines, each with its own --output")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
     score.set_defaults(func=cmd_score)
 

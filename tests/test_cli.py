@@ -53,6 +53,33 @@ def test_recursive_segments_jsonl_channel_and_file_list(tiny_checkpoint, clip_fo
     assert _read_csv(left)[0]["silent"] == "False" and _read_csv(right)[0]["silent"] == "True"
 
 
+def test_shards_split_the_inputs_once_each(tiny_checkpoint, tmp_path, capsys):
+    """--shard I/N scores every N-th input from the I-th: the shards' rows are the whole run's rows, each
+    input in exactly one shard; a shard with nothing left is not an error; a bad I/N is a usage error."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i in range(5):
+        write_clip(folder / f"clip{i}.wav", synthetic_speech(1.0 + 0.5 * i, seed=i))
+    whole = tmp_path / "whole.csv"
+    assert main(["score", str(folder), "--model", str(tiny_checkpoint), "--output", str(whole), "--quiet"]) == 0
+    parts = []
+    for index in range(3):
+        part = tmp_path / f"part{index}.csv"
+        assert main(["score", str(folder), "--model", str(tiny_checkpoint), "--output", str(part), "--quiet",
+                     "--shard", f"{index}/3"]) == 0
+        parts.append(_read_csv(part))
+    assert [Path(r["path"]).name for r in parts[0]] == ["clip0.wav", "clip3.wav"]
+    assert [Path(r["path"]).name for r in parts[2]] == ["clip2.wav"]
+    expected = {r["path"]: r["mos"] for r in _read_csv(whole)}
+    assert {r["path"]: r["mos"] for part in parts for r in part} == expected
+    assert sum(len(part) for part in parts) == 5
+    assert main(["score", str(folder), "--model", str(tiny_checkpoint), "--quiet", "--shard", "6/7"]) == 0
+    assert "shard 6/7: 0 of 5 inputs" in capsys.readouterr().err
+    for bad in ("3/3", "-1/2", "1", "a/b", "0/0"):
+        assert main(["score", str(folder), "--model", str(tiny_checkpoint), "--quiet", f"--shard={bad}"]) == 2
+        assert "--shard: expected I/N with 0 <= I < N" in capsys.readouterr().err
+
+
 def test_segments_csv_has_a_row_per_window(tiny_checkpoint, clip_folder, tmp_path):
     out = tmp_path / "segments.csv"
     assert main(["score", str(clip_folder / "noisy.wav"), "--segments", "--model", str(tiny_checkpoint),
