@@ -383,6 +383,50 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    import numpy as np
+
+    from .evaluation import model_agreement
+
+    inputs = _expand_inputs(args.paths, args.file_list, args.recursive)
+    if len(inputs) < 3:
+        print(f"hf-sqa: compare needs at least 3 inputs, got {len(inputs)} (give files, folders or --file-list)",
+              file=sys.stderr)
+        return 2
+    if args.sample < 3:
+        print(f"hf-sqa: --sample must be at least 3, got {args.sample}", file=sys.stderr)
+        return 2
+    try:
+        found = model_agreement(inputs, args.model, args.reference, sample=args.sample, seed=args.seed,
+                                batch_size=args.batch_size, device=args.device, precision=args.precision,
+                                channel=args.channel)
+    except ValueError as error:
+        print(f"hf-sqa: {error}", file=sys.stderr)
+        return 1
+    if args.output:
+        with open(args.output, "w", newline="") as handle:
+            rows = csv.writer(handle)
+            rows.writerow(["path", "mos", "reference_mos", "error"])
+            for path, ours, theirs, error in zip(found.inputs, found.model_mos, found.reference_mos, found.errors):
+                rows.writerow([path, _format_mos(ours), _format_mos(theirs), error or ""])
+    m, failed = found.metrics, sum(error is not None for error in found.errors)
+    speeds = {role: found.audio_seconds / max(spent, 1e-9) for role, spent in found.seconds.items()}
+    print(f"{args.model} against {args.reference} on {len(found.inputs)} of {found.total} inputs (random sample, "
+          f"seed {args.seed}){f'; {failed} could not be scored' if failed else ''}:")
+    print(f"  PCC {m['pcc']:.3f} (95 % CI {m['pcc_ci_low']:.3f} to {m['pcc_ci_high']:.3f}), SRCC {m['srcc']:.3f} "
+          f"({m['srcc_ci_low']:.3f} to {m['srcc_ci_high']:.3f}), RMSE {m['rmse']:.3f} MOS, mean difference "
+          f"{found.mean_difference:+.3f} MOS (model - reference)")
+    # a correlation is only as high as the sample's spread allows: a narrow range (all clean, all bad) gives
+    # low PCC even at a small RMSE
+    reference = found.reference_mos[np.isfinite(found.reference_mos) & np.isfinite(found.model_mos)]
+    print(f"  {args.reference}'s scores of the sample: mean {reference.mean():.2f}, SD {reference.std():.2f}, "
+          f"range {reference.min():.2f} to {reference.max():.2f}")
+    print(f"  {args.model} {found.seconds['model']:.1f} s ({speeds['model']:.1f}x real time), {args.reference} "
+          f"{found.seconds['reference']:.1f} s ({speeds['reference']:.1f}x): "
+          f"{found.seconds['reference'] / max(found.seconds['model'], 1e-9):.2f}x the reference's speed")
+    return 1 if failed else 0
+
+
 def cmd_prune(args) -> int:
     from .pruning import prune_checkpoint
 
@@ -575,6 +619,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default=None)
     evaluate.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    compare = commands.add_parser("compare", help="how closely a model follows a reference model on a random "
+                                                  "sample of your audio (PCC/SRCC with CIs, speed of each)")
+    compare.add_argument("paths", nargs="*", help="audio files or folders")
+    compare.add_argument("--recursive", action="store_true", help="look for audio in subfolders of folders too")
+    compare.add_argument("--file-list", help="text file with one audio path per line")
+    compare.add_argument("--model", default="fast", help="the model to check (default: fast)")
+    compare.add_argument("--reference", default="distillmos", help="the model it should follow (default: distillmos)")
+    compare.add_argument("--sample", type=int, default=200, help="inputs scored, drawn at random (default 200)")
+    compare.add_argument("--seed", type=int, default=0, help="seed of the sample and of the bootstrap CIs")
+    compare.add_argument("--output", help="per-input scores: path,mos,reference_mos,error (CSV)")
+    compare.add_argument("--batch-size", type=int, default=8)
+    compare.add_argument("--device", default=None)
+    compare.add_argument("--channel", type=int, default=None, help="score channel N (0 = first) instead of the mix")
+    compare.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    compare.set_defaults(func=cmd_compare)
 
     prune = commands.add_parser("prune", help="data-driven structured pruning to a parameter target")
     prune.add_argument("--model", required=True, help="built-in name, checkpoint folder or Hub id")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,6 +128,56 @@ def evaluate_models(
         for corpus, s in scores.items()
     }
     return report, scores
+
+
+@dataclass
+class Agreement:
+    """`model_agreement`'s result: a model against a reference model on the same sampled inputs."""
+
+    inputs: list  # the sampled inputs, in their original order
+    total: int  # inputs sampled from
+    model_mos: np.ndarray  # (len(inputs),) NaN where an input could not be scored
+    reference_mos: np.ndarray
+    errors: list  # per sampled input: None, or why it could not be scored (by either model)
+    metrics: dict  # `mos_metrics(model_mos, reference_mos)` over the inputs both scored
+    mean_difference: float  # model - reference, MOS, over the same inputs
+    seconds: dict  # {"model", "reference"}: scoring wall time (decoding included)
+    audio_seconds: float  # audio scored (inputs both scored)
+
+
+def model_agreement(
+    inputs: list, model, reference, sample: int | None = 200, seed: int = 0, batch_size: int = 8,
+    device: str | None = None, precision: str = "fp32", n_boot: int = 1000, **score_options,
+) -> Agreement:
+    """How closely `model` follows `reference` on your own audio, before scoring all of it with the cheaper
+    one: both score the same random sample of `inputs` (`sample` of them, all when None or more; seeded),
+    and the agreement is the MOS metrics of the model against the reference's scores, with 95 % bootstrap
+    CIs, plus the mean difference and each model's wall time. model / reference: hf_sqa models, or names /
+    folders / Hub ids. Inputs that fail (with either model) are reported in `errors` and left out."""
+    total = len(inputs)
+    chosen = sorted(np.random.default_rng(seed).choice(total, size=sample, replace=False)) \
+        if sample is not None and sample < total else range(total)
+    inputs = [inputs[index] for index in chosen]
+    scores, seconds, errors, audio = {}, {}, [None] * len(inputs), np.zeros(len(inputs))
+    for role, which in (("model", model), ("reference", reference)):
+        loaded = which if not isinstance(which, (str, os.PathLike)) else load_model(which, device=device)
+        start = time.perf_counter()
+        values = np.full(len(inputs), np.nan)
+        for result in iter_scores(inputs, loaded, batch_size=batch_size, precision=precision, **score_options):
+            if result.error is not None:
+                errors[result.index] = errors[result.index] or result.error
+            else:
+                values[result.index], audio[result.index] = result.mos, result.duration
+        seconds[role], scores[role] = time.perf_counter() - start, values
+    both = np.isfinite(scores["model"]) & np.isfinite(scores["reference"])
+    if both.sum() < 3:
+        raise ValueError(f"only {int(both.sum())} of {len(inputs)} sampled inputs could be scored by both models; "
+                         "at least 3 are needed")
+    ours, theirs = scores["model"][both], scores["reference"][both]
+    return Agreement(inputs=inputs, total=total, model_mos=scores["model"], reference_mos=scores["reference"],
+                     errors=errors, metrics=mos_metrics(ours, theirs, n_boot=n_boot, seed=seed),
+                     mean_difference=float(np.mean(ours - theirs)), seconds=seconds,
+                     audio_seconds=float(audio[both].sum()))
 
 
 def format_report(report: dict) -> str:

@@ -160,3 +160,62 @@ def test_evaluate_records_each_corpus_reference_and_pools_within_one(tiny_checkp
     report, _ = evaluate_models([model], [specs[1]], n_boot=20)
     assert report["alpha-teacher"][model]["reference"] == "teacher"
     assert "a teacher's MOS" in format_report(report)
+
+
+@pytest.fixture
+def shifted_checkpoint(tiny_checkpoint, tmp_path):
+    """tiny_checkpoint with its logit 1 higher: every score higher, the same order."""
+    import torch
+
+    from hf_sqa.scoring import load_model
+
+    model = load_model(str(tiny_checkpoint))
+    with torch.no_grad():
+        model.head.pooling.output.bias.add_(1.0)
+    model.save_pretrained(tmp_path / "shifted")
+    return tmp_path / "shifted"
+
+
+def test_model_agreement_on_a_random_sample(tiny_checkpoint, shifted_checkpoint, tmp_path):
+    from hf_sqa.evaluation import model_agreement
+
+    paths = [str(write_clip(tmp_path / f"clip{i}.wav", synthetic_speech(1.0 + i, seed=i, noise_db=5.0 * i)))
+             for i in range(6)]
+    itself = model_agreement(paths, str(tiny_checkpoint), str(tiny_checkpoint), sample=None)
+    assert itself.inputs == paths and itself.total == 6 and itself.errors == [None] * 6
+    assert itself.metrics["pcc"] == pytest.approx(1.0) and itself.metrics["rmse"] == 0.0
+    assert itself.mean_difference == 0.0 and itself.audio_seconds == pytest.approx(sum(range(1, 7)))
+    shifted = model_agreement(paths, str(shifted_checkpoint), str(tiny_checkpoint), sample=4, seed=3)
+    assert len(shifted.inputs) == 4 and shifted.total == 6 and set(shifted.inputs) <= set(paths)
+    assert shifted.inputs == sorted(shifted.inputs, key=paths.index)  # kept in input order
+    assert shifted.inputs == model_agreement(paths, str(shifted_checkpoint), str(tiny_checkpoint), sample=4,
+                                             seed=3).inputs  # the seed fixes the sample
+    assert shifted.metrics["srcc"] == pytest.approx(1.0)  # a monotone shift keeps the order
+    assert np.all(shifted.model_mos > shifted.reference_mos) and shifted.mean_difference > 0
+    assert set(shifted.seconds) == {"model", "reference"} and min(shifted.seconds.values()) > 0
+
+
+def test_compare_cli_reports_agreement_and_leaves_out_bad_inputs(tiny_checkpoint, shifted_checkpoint, tmp_path,
+                                                                 capsys):
+    import csv
+
+    folder = tmp_path / "clips"
+    for i in range(4):
+        write_clip(folder / f"clip{i}.wav", synthetic_speech(1.0 + i, seed=i, noise_db=5.0 * i))
+    (folder / "broken.wav").write_bytes(b"not audio at all")
+    out = tmp_path / "agreement.csv"
+    assert main(["compare", str(folder), "--model", str(shifted_checkpoint), "--reference", str(tiny_checkpoint),
+                 "--sample", "10", "--output", str(out)]) == 1  # the broken file is reported, as `score` does
+    printed = capsys.readouterr().out
+    assert "on 5 of 5 inputs" in printed and "1 could not be scored" in printed and "SRCC 1.000" in printed
+    rows = list(csv.DictReader(open(out)))
+    assert [row["path"].rsplit("/", 1)[1] for row in rows] == ["broken.wav"] + [f"clip{i}.wav" for i in range(4)]
+    assert rows[0]["mos"] == "" and "not a recognised audio format" in rows[0]["error"]
+    assert all(float(row["mos"]) > float(row["reference_mos"]) for row in rows[1:])
+    assert main(["compare", str(folder / "clip0.wav"), "--model", str(tiny_checkpoint)]) == 2
+    assert "at least 3 inputs" in capsys.readouterr().err
+    for i in range(3):
+        (tmp_path / "bad" / f"b{i}.wav").parent.mkdir(exist_ok=True)
+        (tmp_path / "bad" / f"b{i}.wav").write_bytes(b"")
+    assert main(["compare", str(tmp_path / "bad"), "--model", str(tiny_checkpoint)]) == 1
+    assert "only 0 of 3 sampled inputs could be scored by both models" in capsys.readouterr().err
