@@ -9,7 +9,7 @@ own peak RSS (VmHWM, model and warm-up included). Runs:
   distillmos            the Distill-MOS import at its default rule (hop <= 1 s), fp32 and bf16
   distillmos hop 7.68   the import with --hop 7.68 (windows back to back), fp32 and bf16
   teacher-tiny          the XLS-R teacher family (XLSRForMOSRegression) on a tiny random config
-  fast                  the fast student (default rule)
+  fast                  the fast student (default rule), fp32 and bf16
   fast, decoded twice   the same without the scan's temporary file (its directory made unusable), so the
                         model's pass decodes and resamples the input again, as hf_sqa did before the spool
   package               the `distillmos` package's own forward on the whole 20-minute file (its inference
@@ -146,6 +146,7 @@ def main() -> None:
             ("distillmos hop 7.68 bf16", "distillmos", "7.68", "bf16", [short, long]),
             ("teacher-tiny", teacher, "default", "fp32", [short, long]),
             ("fast", "fast", "default", "fp32", [short, short_ogg, long]),
+            ("fast bf16", "fast", "default", "bf16", [short, long]),
             ("fast, decoded twice", "fast", "default", "fp32", [short, short_ogg])]
     output = Path(args.output)
     results = json.loads(output.read_text()) if output.is_file() else {}
