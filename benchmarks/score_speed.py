@@ -133,5 +133,6 @@ def compare(reference, ours, paths: list[str], seconds: float, args) -> None:
         print(f"{name:<36} {len(paths) * seconds / elapsed:>17.1f} {package_time / elapsed:>16.2f}x "
               f"{np.max(np.abs(scores - package_scores)):>11.2e}")
 
+
 if __name__ == "__main__":
     main()

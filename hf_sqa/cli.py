@@ -158,7 +158,7 @@ def _finished_inputs(output: str, segments: bool, below: float | None) -> dict[s
                      if len(row) == len(columns) and not (segments and row[1])]
         path_of = lambda row: row[0]  # noqa: E731
     else:  # a file's record: the score columns (+ share_below, + windows with segments); a window's has "segment"
-        columns = SCORE_COLUMNS + (["share_below"] if below is not None else []) + (["windows"] if segments else [])
+        columns = _columns(False, below) + (["windows"] if segments else [])
         rows = []
         for number, line in enumerate(complete.splitlines(), 1):
             try:
