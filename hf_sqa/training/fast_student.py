@@ -246,6 +246,7 @@ def train_fast_student(
     train_head_only: bool = False,
     frame_weight: float = 0.0,
     frame_teacher: str = "distillmos",
+    label_window_max_hop: int = ConvTransformerMOSConfig.window_max_hop,
 ) -> Path:
     """Train a fast student on packed set(s) `train`, evaluating on packed set(s) `heldout` (a folder or a
     list, see PackedClips); returns OUTPUT/final (with training_recipe.yaml). pad_short_clips: the
@@ -254,12 +255,15 @@ def train_fast_student(
     feature norm its statistics; only the feature norm's scale and shift and the transformer head learn.
     frame_weight > 0: also match `frame_teacher`'s head hidden states frame by frame (run as a fast model
     that pads short clips as the teacher does; see DistillationTrainer); the student needs its head depth
-    and hidden size, as a student pruned from it has."""
+    and hidden size, as a student pruned from it has. label_window_max_hop: the windows of the labels'
+    per-window scores (the teacher's rule; Distill-MOS: 1 s): the student trains and is evaluated on them,
+    whatever `init`'s scoring rule (a shipped `fast` scores with windows up to 3.84 s apart)."""
     output, done, resume_point = _run_folder(output_dir, seed, resume)
     if done:
         return done
     model = fast_student_from(init) if init else FastMOSForMOSRegression(fast_config(preset))
     model.config.pad_short_clips = pad_short_clips
+    model.config.window_max_hop = label_window_max_hop
     if train_head_only:
         model.frontend.requires_grad_(False)  # the Trainer's optimizer takes only parameters that need grad
         freeze_batchnorm = True  # and the feature norm's statistics stay as they are (not re-estimated)

@@ -339,6 +339,27 @@ def test_frame_targets_train_and_leave_no_trace_in_the_saved_student(small_teach
     assert recipe["frame_weight"] == 0.1 and recipe["frame_teacher"] == str(small_teacher)
 
 
+def test_training_from_a_shipped_model_uses_the_labels_windows(small_teacher, tmp_path):
+    """A start that scores with windows further apart than the teacher's (as the shipped `fast` does) trains
+    on the labels' per-window scores: the teacher's windows, not its own (10 s clips: 4 windows vs 2)."""
+    from hf_sqa.data.pseudo_label import pseudo_label
+    from hf_sqa.training.fast_student import fast_student_from, train_fast_student
+
+    for i in range(2):
+        write_clip(tmp_path / "clean" / f"long{i}.wav", synthetic_speech(10.0, seed=i))
+    pseudo_label(str(small_teacher), str(tmp_path / "clean"), tmp_path / "labelled", progress=False)
+    packed = pack_labelled(str(tmp_path / "labelled"), tmp_path / "packed", num_proc=1)
+    assert all(len(PackedClips(packed)[k]["teacher_window_mos"]) == 4 for k in range(2))
+    shipped = fast_student_from(str(small_teacher))
+    shipped.config.window_max_hop = 61440
+    shipped.save_pretrained(tmp_path / "shipped")
+    final = train_fast_student(packed, packed, tmp_path / "run", init=str(tmp_path / "shipped"), max_steps=2,
+                               batch_size=2, learning_rate=1e-3, eval_steps=2, eval_clips=2, bf16=False,
+                               dense_weight=1.0, freeze_batchnorm=True)
+    assert FastMOSForMOSRegression.from_pretrained(final).config.window_max_hop == 16000
+    assert read_history(tmp_path / "run" / "eval_history.jsonl")[-1]["step"] == 2
+
+
 def test_online_distillation_labels_every_draw_in_the_step(small_teacher, tmp_path):
     """train_online_student: clean clips degraded afresh for each batch and scored by the teacher in the
     step; the student trains on the teacher's windows; a time limit stops the run with what it learnt."""
