@@ -23,6 +23,10 @@ sources go into one variant instead of one each. The sources:
 * short-crops: 1-4 s crops of the LibriSpeech training clips (one from each third of a clip, when it fits):
   597 clips of the training's 251 LibriSpeech voices at the clip length where the student's held-out error
   is largest (the held-out Asterisk prompts are short, the LibriSpeech pieces long);
+* fillets: the lines of the two fish of Fish Fillets NG (Debian's fillets-ng-data-cs and -nl, GPL-2+):
+  acted dialogue, four voices in two languages the training never had (Czech, a Slavic language like the
+  held-out Russian; Dutch), at most 10 min each, joined into 4-8 s clips; fewer draws (3, 2, 2, 1); needs
+  `apt-get install --no-install-recommends fillets-ng-data-cs fillets-ng-data-nl`;
 * russian-words: the Russian recordings of both word packages (two speakers, left out of make student's
   word sources as Russian is the held-out language), joined like them and degraded like their sets: a
   diagnostic of how much of the held-out gap is the unheard language rather than the unheard voices (the
@@ -48,6 +52,12 @@ the "soup" of them all (their weights averaged: runs from one start, so one more
         --start PREVIOUS_FAST --control VOCODER_STAGE_AS_RUN
 
 One run, 2 threads; about 1.5 h on 2 idle cores (three voice stages of 17-21 min, about 25 min of data).
+On a budget, from the shipped model, against a control trained here on reduced data (one draw of each
+catalogue, no voice-perturbed or vocoder sets; make student's data stages run with the same --set first):
+
+    python benchmarks/voice_levers.py --work data/fx --runs runs/fx --output runs/fx/levers --sources fillets \
+        --stage vocoder --start checkpoints/hf-sqa-fast --control train --set train_draws=1 mild_train_draws=1 \
+        voice_train_draws=0 mild_voice_train_draws=0 vocoder_train_draws=0
 """
 
 from __future__ import annotations
@@ -67,6 +77,7 @@ from hf_sqa.data.student_speech import join_word_clips, word_recordings, write_w
 from hf_sqa.metrics import compare_with_first
 from hf_sqa.scoring import load_model, score
 from hf_sqa.training.packed import PackedClips
+from hf_sqa.training.recipe import parse_overrides
 from hf_sqa.training.student_pipeline import WORD_SETS, DegradationSet, StudentPipeline, word_degradation_sets
 
 from generalisation_gap import made_run, pack_sets
@@ -204,13 +215,19 @@ def main() -> None:
                         help="the stage run again with the sources: the voice stage (from RUNS/refined/final) or "
                         "the vocoder stage (from --start)")
     parser.add_argument("--start", help="--stage vocoder: the model it continues (default RUNS/voice/final)")
-    parser.add_argument("--control", help="the stage as run, compared with (default RUNS/<stage>/final)")
+    parser.add_argument("--control", help="the stage as run, compared with (default RUNS/<stage>/final); "
+                        "'train': trained here, on the stage's own sets from the same start")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="make student's settings the data and stages were made with (StudentPipeline fields, "
+                        "e.g. train_draws=1)")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
     # the stages as they were before the word sources came in; the variants add sources to them
-    pipeline = StudentPipeline(work=args.work, runs=args.runs, final_method="pruned", word_sources=())
-    control = Path(args.control) if args.control else made_run(args.runs, f"{args.stage}/final", "its own stage")
+    pipeline = StudentPipeline(**{"final_method": "pruned", **parse_overrides(args.set, parser), "work": args.work,
+                                  "runs": args.runs, "word_sources": ()})
+    if args.control != "train":
+        control = Path(args.control) if args.control else made_run(args.runs, f"{args.stage}/final", "its own stage")
     if args.stage == "voice":
         made_run(args.runs, "refined/final", "its voice stage")  # the variants' start
         stage_sets = pipeline.packed("train", "voice")
@@ -221,6 +238,8 @@ def main() -> None:
         stage_sets = pipeline.packed("train", "vocoder")
         train = lambda sets, name: pipeline.train_vocoder_stage(stage_sets + sets, Path(args.output) / name,
                                                                 f"vocoder stage + {name}", init=start)
+    if args.control == "train":
+        control = train([], "control")
     models = {f"{args.stage} stage as run": control}
     stage_clips = len(PackedClips(stage_sets))
     extras = {}
@@ -238,6 +257,10 @@ def main() -> None:
     loaded = {name: load_model(path).eval() for name, path in models.items()}
     if len(loaded) > 2:
         loaded["soup of the above"] = weight_average(list(loaded.values()))
+    if args.stage == "vocoder":  # where the stage started from (the voice stage's model, or e.g. the shipped model)
+        loaded["start"] = load_model(start).eval()
+        # scored like the others, with the teacher's windows they trained on (a shipped model scores with fewer)
+        loaded["start"].config.window_max_hop = loaded[f"{args.stage} stage as run"].config.window_max_hop
     held = PackedClips(pipeline.packed("heldout"))
     audios = [held.clip(k) for k in range(len(held))]
     scores = {name: np.asarray(score(audios, model=model, sampling_rate=SAMPLING_RATE, batch_size=8))

@@ -9,14 +9,16 @@ Sources (all offline):
 * a small share of espeak-ng utterances for training only;
 * recorded words of more voices (`write_word_speech`): Debian's klettres-data and ktuberling-data (KDE's
   KLettres and KTuberling, GPL-2+; one native speaker per language, about 20 languages each), joined into
-  4-8 s clips, the held-out language left out; each source is a training split of its own.
+  4-8 s clips, the held-out language left out; each source is a training split of its own (likewise the
+  lines of the two fish of Fish Fillets NG's Czech and Dutch dialogue, fillets-ng-data-cs / -nl, GPL-2+).
+  A word source's voice is its language, or the language and a speaker.
 
 Clips longer than `max_seconds` are cut into equal pieces no longer than that, so a training example is
 never mostly one long utterance and the teacher's per-window labels stay few per clip. Output:
 
     OUTPUT/train/<source>/<name>.wav      16 kHz mono 16-bit
     OUTPUT/heldout/<source>/<name>.wav
-    OUTPUT/<word source>/<word source>-<language>/<index>-0.wav   (write_word_speech)
+    OUTPUT/<word source>/<word source>-<voice>/<index>-0.wav   (write_word_speech)
     OUTPUT/speakers.csv                   path,split,source,speaker,duration_s
     OUTPUT/left_out.txt                   clips left out (shorter than min_seconds, undecodable)
 
@@ -175,21 +177,22 @@ def write_student_speech(output: str | os.PathLike, split: SpeechSplit = SpeechS
 
 @dataclass(frozen=True)
 class WordSource:
-    """Recorded single words of one Debian package (a speaker per language), joined into clips of
+    """Recorded speech of Debian packages (single words, or a game's lines), joined per voice into clips of
     `clip_seconds`: 4-8 s like the training's recorded speech, or 1-3 s like the short Asterisk prompts
     (the held-out Russian prompts are short, and the training's short clips come from four Asterisk voices;
     in the vocoder stage the short ones added nothing: README, "The same words at the held-out prompts' length"),
-    at most `seconds_per_voice` of clips per language."""
+    at most `seconds_per_voice` of clips per voice."""
 
-    package: str
-    # a file's language: the first group of this pattern, searched in its path (files it misses are left out)
-    language_pattern: str
+    packages: tuple[str, ...]
+    # a file's voice: the groups of this pattern, searched in its path, joined by "-" (files it misses are left
+    # out); the first group is the language. The word packages have one speaker per language: the language alone
+    voice_pattern: str
     clip_seconds: tuple[float, float] = (4.0, 8.0)
     seconds_per_voice: float = 150.0
 
 
-_KLETTRES = WordSource("klettres-data", r"/klettres/([^/]+)/[^/]+/[^/]+$")  # <language>/<alpha|syllab>/<name>.ogg
-_KTUBERLING = WordSource("ktuberling-data", r"/sounds/([^/]+)/[^/]+$")  # sounds/<language>/<name>.ogg|wav
+_KLETTRES = WordSource(("klettres-data",), r"/klettres/([^/]+)/[^/]+/[^/]+$")  # <language>/<alpha|syllab>/<name>.ogg
+_KTUBERLING = WordSource(("ktuberling-data",), r"/sounds/([^/]+)/[^/]+$")  # sounds/<language>/<name>.ogg|wav
 WORD_SOURCES = {
     "klettres": _KLETTRES,
     "ktuberling": _KTUBERLING,
@@ -198,35 +201,41 @@ WORD_SOURCES = {
     # Tux Paint's spoken stamp names (<stamp>_desc_<language>.ogg; English's minute has no suffix, left out):
     # 12 languages, 5-30 min in 8 of them, so up to 7.5 min per language (in the vocoder stage it added
     # nothing: README, "Nor do an hour of Tux Paint's voices")
-    "tuxpaint": WordSource("tuxpaint-stamps-default", r"_desc_([a-z]{2})\.ogg$", seconds_per_voice=450.0),
+    "tuxpaint": WordSource(("tuxpaint-stamps-default",), r"_desc_([a-z]{2})\.ogg$", seconds_per_voice=450.0),
+    # Fish Fillets NG's acted dialogue (GPL-2+), Czech and Dutch: sound/<level>/<language>/<level>-<speaker>-
+    # <line>.ogg, the two fish (speakers m and v: 34-38 min each per language) through every level; the
+    # levels' other characters (short, each its own speaker code per level) left out. Sentences, not words
+    "fillets": WordSource(("fillets-ng-data-cs", "fillets-ng-data-nl"),
+                          r"/fillets-ng/sound/[^/]+/(cs|nl)/[^/-]+-([mv])-[^/]+\.ogg$", seconds_per_voice=600.0),
 }
 
 
 def word_recordings(source: str) -> dict[str, list[Path]]:
-    """language -> the recordings of a `WORD_SOURCES` source, found with dpkg -L (`recordings_by_language`)."""
-    package = WORD_SOURCES[source].package
-    listing = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True)
-    if listing.returncode != 0:
-        raise RuntimeError(f"{package} is not installed (Debian: apt-get install --no-install-recommends {package})")
-    return recordings_by_language([Path(line) for line in listing.stdout.splitlines()],
-                                  WORD_SOURCES[source].language_pattern)
+    """voice -> the recordings of a `WORD_SOURCES` source, found with dpkg -L (`recordings_by_voice`)."""
+    paths = []
+    for package in WORD_SOURCES[source].packages:
+        listing = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True)
+        if listing.returncode != 0:
+            raise RuntimeError(f"{package} is not installed (Debian: apt-get install --no-install-recommends {package})")
+        paths += [Path(line) for line in listing.stdout.splitlines()]
+    return recordings_by_voice(paths, WORD_SOURCES[source].voice_pattern)
 
 
-def recordings_by_language(paths: list[Path], language_pattern: str) -> dict[str, list[Path]]:
-    """language -> the .ogg / .wav files of `paths` (sorted) whose path `language_pattern` finds a language
-    in (its first group); a file with the bytes of one listed before it is left out (ktuberling's four
+def recordings_by_voice(paths: list[Path], voice_pattern: str) -> dict[str, list[Path]]:
+    """voice -> the .ogg / .wav files of `paths` (sorted) whose path `voice_pattern` finds a voice in (its
+    groups joined by "-"); a file with the bytes of one listed before it is left out (ktuberling's four
     Serbian scripts share one recording)."""
-    pattern = re.compile(language_pattern)
+    pattern = re.compile(voice_pattern)
     files: dict[str, list[Path]] = {}
     seen = set()
     for path in sorted(path for path in paths if path.suffix in (".ogg", ".wav")):
-        language = pattern.search(path.as_posix())
-        if language is None:
+        voice = pattern.search(path.as_posix())
+        if voice is None:
             continue
         digest = hashlib.sha1(path.read_bytes()).hexdigest()
         if digest not in seen:
             seen.add(digest)
-            files.setdefault(language.group(1), []).append(path)
+            files.setdefault("-".join(voice.groups()), []).append(path)
     return files
 
 
@@ -243,12 +252,12 @@ def trim_silence(samples: np.ndarray, floor_db: float = -35.0, frame: int = 320)
 
 def join_word_clips(files: dict[str, list[Path]], output: Path, source: str, seconds_per_voice: float = 150.0,
                     seed: int = 0, clip_seconds: tuple[float, float] = (4.0, 8.0)) -> None:
-    """OUTPUT/<source>-<language>/<index>-0.wav from recordings of single words per language (`files`): in a
-    seeded order, silence-trimmed and joined with 0.15-0.5 s pauses into clips of `clip_seconds` (uniform; a
-    clip closes at the first word that reaches it; at most 10 s; peaks above 0.99 scaled down; clips under 1 s
-    left out), until `seconds_per_voice` per language."""
+    """OUTPUT/<source>-<voice>/<index>-0.wav from recordings of single words (or lines) per voice (`files`): in
+    a seeded order, silence-trimmed and joined with 0.15-0.5 s pauses into clips of `clip_seconds` (uniform; a
+    clip closes at the first recording that reaches it; at most 10 s; peaks above 0.99 scaled down; clips under
+    1 s left out), until `seconds_per_voice` per voice."""
     rng = random.Random(seed)
-    for language, paths in sorted(files.items()):
+    for voice, paths in sorted(files.items()):
         paths = list(paths)
         rng.shuffle(paths)
         pieces, target, written, index = [], rng.uniform(*clip_seconds), 0.0, 0
@@ -262,7 +271,7 @@ def join_word_clips(files: dict[str, list[Path]], output: Path, source: str, sec
                 if peak > 0.99:
                     clip = clip * 0.99 / peak
                 if len(clip) >= SAMPLING_RATE:
-                    target_path = output / f"{source}-{language}" / f"{index:03d}-0.wav"
+                    target_path = output / f"{source}-{voice}" / f"{index:03d}-0.wav"
                     target_path.parent.mkdir(parents=True, exist_ok=True)
                     sf.write(target_path, clip, SAMPLING_RATE, subtype="PCM_16")
                     index += 1
@@ -273,13 +282,13 @@ def join_word_clips(files: dict[str, list[Path]], output: Path, source: str, sec
 
 
 def write_word_speech(output: str | os.PathLike, source: str, held_out_languages: tuple[str, ...]) -> Path:
-    """OUTPUT/<source>: the recorded words of `source` (`WORD_SOURCES`) joined into clips, languages in
+    """OUTPUT/<source>: the recordings of `source` (`WORD_SOURCES`) joined into clips, voices of languages in
     `held_out_languages` left out; written whole into a partial folder and renamed, so a folder that exists
     is complete (and kept)."""
     folder = Path(output) / source
     if not folder.is_dir():
-        files = {language: paths for language, paths in word_recordings(source).items()
-                 if language not in held_out_languages}
+        files = {voice: paths for voice, paths in word_recordings(source).items()
+                 if voice.split("-")[0] not in held_out_languages}
         partial = Path(output) / f"{source}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         join_word_clips(files, partial, source, WORD_SOURCES[source].seconds_per_voice,

@@ -121,7 +121,9 @@ WORD_SETS = {"klettres": ("kl", (41, 43, 47, 53), (6, 3, 3, 2)),
              "ktuberling": ("kt", (111, 113, 117, 119), (6, 3, 3, 2)),
              "klettres-short": ("kls", (131, 137, 139, 149), (2, 1, 1, 1)),
              "ktuberling-short": ("kts", (151, 157, 163, 167), (2, 1, 1, 1)),
-             "tuxpaint": ("tp", (211, 223, 227, 229), (6, 3, 3, 2))}
+             "tuxpaint": ("tp", (211, 223, 227, 229), (6, 3, 3, 2)),
+             # four voices of 10 min each (a voice of the words: 2.5 min), so fewer draws
+             "fillets": ("fl", (241, 251, 257, 263), (3, 2, 2, 1))}
 
 # the stages after the first run (`train`, on the default set alone), in order; each trains on the training
 # sets that enter at it or before it

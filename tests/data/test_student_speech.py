@@ -10,9 +10,10 @@ from hf_sqa.data.student_speech import (
     SpeechSplit,
     cut_pieces,
     join_word_clips,
-    recordings_by_language,
+    recordings_by_voice,
     trim_silence,
     write_student_speech,
+    write_word_speech,
 )
 from hf_sqa.testing import synthetic_speech, write_clip
 
@@ -100,9 +101,10 @@ def test_recorded_words_are_trimmed_and_joined_into_clips_per_language(tmp_path)
     assert all(1.0 <= sf.info(c).duration <= 4.0 for c in short)
 
 
-def test_word_sources_find_each_recordings_language_and_drop_repeats(tmp_path):
-    """Each package's layout (what dpkg -L lists) -> its files by language: the language from the path's
-    folders (KLettres, KTuberling) or its name (Tux Paint), other files left out, repeated bytes once."""
+def test_word_sources_find_each_recordings_voice_and_drop_repeats(tmp_path):
+    """Each package's layout (what dpkg -L lists) -> its files by voice: the language from the path's
+    folders (KLettres, KTuberling) or its name (Tux Paint), language and speaker (Fish Fillets: the two fish,
+    the same across levels; other characters left out), other files left out, repeated bytes once."""
     layouts = {
         "klettres": {"usr/share/klettres/fr/alpha/a.ogg": "fr", "usr/share/klettres/en_GB/syllab/ba.ogg": "en_GB",
                      "usr/share/klettres/fr/pics/a.png": None},
@@ -113,6 +115,13 @@ def test_word_sources_find_each_recordings_language_and_drop_repeats(tmp_path):
                      "usr/share/tuxpaint/stamps/animals/frog_desc.ogg": None,  # English: no language in its name
                      "usr/share/tuxpaint/stamps/animals/frog.ogg": None,  # the stamp's sound effect
                      "usr/share/tuxpaint/stamps/town/stone_desc_da.ogg.ogg": None},
+        "fillets": {"usr/share/games/fillets-ng/sound/barrel/cs/bar-m-no.ogg": "cs-m",
+                    "usr/share/games/fillets-ng/sound/city/cs/vit-m-hlava.ogg": "cs-m",
+                    "usr/share/games/fillets-ng/sound/city/nl/vit-v-proc.ogg": "nl-v",
+                    "usr/share/games/fillets-ng/sound/city/cs/vit-hs-klid1.ogg": None,  # a level's own character
+                    "usr/share/games/fillets-ng/sound/city/en/vit-x-end.ogg": None,  # English: effects, no fish
+                    "usr/share/games/fillets-ng/sound/share/help1.ogg": None,
+                    "usr/share/games/fillets-ng/music/kufrik.ogg": None},
     }
     for source, layout in layouts.items():
         paths = []
@@ -121,9 +130,33 @@ def test_word_sources_find_each_recordings_language_and_drop_repeats(tmp_path):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(b"same" if name.endswith("eye.ogg") else f"{source}{k}".encode())
             paths.append(path)
-        found = recordings_by_language(paths + [paths[0].parent], WORD_SOURCES[source].language_pattern)
+        found = recordings_by_voice(paths + [paths[0].parent], WORD_SOURCES[source].voice_pattern)
         expected: dict[str, list] = {}
         for path, language in zip(paths, layout.values()):
             if language and not (source == "ktuberling" and language == "sr@latin"):  # its bytes repeat "sr"'s
                 expected.setdefault(language, []).append(path)
         assert found == expected, source
+
+
+def test_word_speech_leaves_out_every_voice_of_the_held_out_language(tmp_path, monkeypatch):
+    """A source with several speakers per language (voices "<language>-<speaker>"): every voice of the
+    held-out language is left out, the others become clips in folders of their own; a folder that exists is
+    kept as it is."""
+    import soundfile as sf
+
+    from hf_sqa.data import student_speech
+
+    recordings = {}
+    for voice in ("cs-m", "cs-v", "ru-m"):
+        for k in range(4):
+            path = tmp_path / "recorded" / voice / f"{k}.ogg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, 0.5 * synthetic_speech(2.5, seed=k), 16000)
+            recordings.setdefault(voice, []).append(path)
+    monkeypatch.setattr(student_speech, "word_recordings", lambda source: recordings)
+    folder = write_word_speech(tmp_path / "clean", "fillets", held_out_languages=("ru",))
+    assert sorted(d.name for d in folder.iterdir()) == ["fillets-cs-m", "fillets-cs-v"]
+    assert all(len(list(d.glob("*.wav"))) >= 1 for d in folder.iterdir())
+    monkeypatch.setattr(student_speech, "word_recordings", lambda source: {"nl-m": recordings["cs-m"]})
+    assert sorted(d.name for d in write_word_speech(tmp_path / "clean", "fillets", ("ru",)).iterdir()) == [
+        "fillets-cs-m", "fillets-cs-v"]
