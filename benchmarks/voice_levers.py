@@ -240,7 +240,8 @@ def main() -> None:
                                                                 f"vocoder stage + {name}", init=start)
     if args.control == "train":
         control = train([], "control")
-    models = {f"{args.stage} stage as run": control}
+    control_name = f"{args.stage} stage " + ("(control)" if args.control == "train" else "as run")
+    models = {control_name: control}
     stage_clips = len(PackedClips(stage_sets))
     extras = {}
     for source in args.sources:
@@ -260,7 +261,7 @@ def main() -> None:
     if args.stage == "vocoder":  # where the stage started from (the voice stage's model, or e.g. the shipped model)
         loaded["start"] = load_model(start).eval()
         # scored like the others, with the teacher's windows they trained on (a shipped model scores with fewer)
-        loaded["start"].config.window_max_hop = loaded[f"{args.stage} stage as run"].config.window_max_hop
+        loaded["start"].config.window_max_hop = loaded[control_name].config.window_max_hop
     held = PackedClips(pipeline.packed("heldout"))
     audios = [held.clip(k) for k in range(len(held))]
     scores = {name: np.asarray(score(audios, model=model, sampling_rate=SAMPLING_RATE, batch_size=8))
