@@ -69,7 +69,6 @@ def test_recorded_words_are_trimmed_and_joined_into_clips_per_language(tmp_path)
     """Word recordings (any rate, stereo) -> 4-10 s clips of one language each, silences trimmed, seeded."""
     import soundfile as sf
 
-    rng = np.random.default_rng(0)
     files = {}
     for language, rate in (("ca", 44100), ("da", 22050)):
         for k in range(12):  # 12 words of ~0.8 s speech between 0.5 s silences
