@@ -205,6 +205,7 @@ WORD_SOURCES = {
     # Fish Fillets NG's acted dialogue (GPL-2+), Czech and Dutch: sound/<level>/<language>/<level>-<speaker>-
     # <line>.ogg, the two fish (speakers m and v: 34-38 min each per language) through every level; the
     # levels' other characters (short, each its own speaker code per level) left out. Sentences, not words
+    # (in the vocoder stage they added nothing: README, "Nor do four acted voices of Fish Fillets")
     "fillets": WordSource(("fillets-ng-data-cs", "fillets-ng-data-nl"),
                           r"/fillets-ng/sound/[^/]+/(cs|nl)/[^/-]+-([mv])-[^/]+\.ogg$", seconds_per_voice=600.0),
 }
