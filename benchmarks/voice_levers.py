@@ -226,8 +226,6 @@ def main() -> None:
     # the stages as they were before the word sources came in; the variants add sources to them
     pipeline = StudentPipeline(**{"final_method": "pruned", **parse_overrides(args.set, parser), "work": args.work,
                                   "runs": args.runs, "word_sources": ()})
-    if args.control != "train":
-        control = Path(args.control) if args.control else made_run(args.runs, f"{args.stage}/final", "its own stage")
     if args.stage == "voice":
         made_run(args.runs, "refined/final", "its voice stage")  # the variants' start
         stage_sets = pipeline.packed("train", "voice")
@@ -240,6 +238,8 @@ def main() -> None:
                                                                 f"vocoder stage + {name}", init=start)
     if args.control == "train":
         control = train([], "control")
+    else:
+        control = Path(args.control) if args.control else made_run(args.runs, f"{args.stage}/final", "its own stage")
     control_name = f"{args.stage} stage " + ("(control)" if args.control == "train" else "as run")
     models = {control_name: control}
     stage_clips = len(PackedClips(stage_sets))
