@@ -6,8 +6,9 @@ Per example, with student score s, teacher score t and human MOS h (NaN where mi
     only t:          L(s, t)                                     (pseudo-labelled / degraded speech)
     only h:          L(s, h)
 
-L is MSE or L1. With `dense_weight` w > 0 and the teacher's per-window scores in the batch
-(`teacher_window_mos`, (batch, windows), NaN-padded; `hf-sqa pseudo-label` writes them), each example adds
+L is MSE, L1 or the squared error of the logits the scores come from (`LOSSES`). With `dense_weight` w > 0
+and the teacher's per-window scores in the batch (`teacher_window_mos`, (batch, windows), NaN-padded;
+`hf-sqa pseudo-label` writes them), each example adds
 w times the mean over its windows of L(student window score, teacher window score): a dense target that
 says which part of the clip is bad, not only how bad the clip is on average. The student must cut the
 same windows as the teacher (same windowing rule), which is checked.
@@ -52,15 +53,25 @@ from transformers import Trainer
 
 from ..models.windowing import average_per_item
 
-_LOSSES = {
+
+def mos_logit(mos: torch.Tensor) -> torch.Tensor:
+    """The logit a MOS in [1, 5] comes from (the MOS head's 1 + 4 * sigmoid), clamped off the ends."""
+    share = ((mos - 1.0) / 4.0).clamp(1e-4, 1.0 - 1e-4)
+    return torch.log(share) - torch.log1p(-share)
+
+
+LOSSES = {
     "mse": lambda a, b: (a - b) ** 2,
     "l1": lambda a, b: (a - b).abs(),
+    # squared error of the logits: the sigmoid no longer shrinks the gradient of scores near the ends of
+    # the scale (at MOS 1.5 or 4.5 a MOS error weighs 5.2 times what it weighs at 3)
+    "logit_mse": lambda a, b: (mos_logit(a) - mos_logit(b)) ** 2,
 }
 
 
 def distillation_example_losses(student, teacher, human, alpha: float, loss: str = "mse"):
     """(per-example loss, teacher-term values, human-term values) for (batch,) tensors with NaN for missing."""
-    elementwise = _LOSSES[loss]
+    elementwise = LOSSES[loss]
     has_teacher = torch.isfinite(teacher)
     has_human = torch.isfinite(human)
     if not bool((has_teacher | has_human).all()):
@@ -82,7 +93,7 @@ def dense_window_losses(student_windows, teacher_windows, loss: str = "mse"):
             f"the student cuts other windows than the teacher's labels: {tuple(student_windows.shape)} vs "
             f"{tuple(teacher_windows.shape)}; use the teacher's window_length and window_max_hop")
     valid = torch.isfinite(teacher_windows)
-    terms = torch.where(valid, _LOSSES[loss](torch.nan_to_num(student_windows), torch.nan_to_num(teacher_windows)), 0.0)
+    terms = torch.where(valid, LOSSES[loss](torch.nan_to_num(student_windows), torch.nan_to_num(teacher_windows)), 0.0)
     return terms.sum(dim=1) / valid.sum(dim=1).clamp_min(1), terms[valid]
 
 
@@ -127,8 +138,8 @@ class DistillationTrainer(Trainer):
         super().__init__(*args, **kwargs)
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-        if distillation_loss not in _LOSSES:
-            raise ValueError(f"distillation_loss must be one of {sorted(_LOSSES)}, got {distillation_loss!r}")
+        if distillation_loss not in LOSSES:
+            raise ValueError(f"distillation_loss must be one of {sorted(LOSSES)}, got {distillation_loss!r}")
         if dense_weight < 0:
             raise ValueError(f"dense_weight must be >= 0, got {dense_weight}")
         self.alpha = alpha

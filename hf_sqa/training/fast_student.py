@@ -247,6 +247,7 @@ def train_fast_student(
     frame_weight: float = 0.0,
     frame_teacher: str = "distillmos",
     label_window_max_hop: int = ConvTransformerMOSConfig.window_max_hop,
+    distillation_loss: str = "mse",
 ) -> Path:
     """Train a fast student on packed set(s) `train`, evaluating on packed set(s) `heldout` (a folder or a
     list, see PackedClips); returns OUTPUT/final (with training_recipe.yaml). pad_short_clips: the
@@ -257,7 +258,8 @@ def train_fast_student(
     that pads short clips as the teacher does; see DistillationTrainer); the student needs its head depth
     and hidden size, as a student pruned from it has. label_window_max_hop: the windows of the labels'
     per-window scores (the teacher's rule; Distill-MOS: 1 s): the student trains and is evaluated on them,
-    whatever `init`'s scoring rule (a shipped `fast` scores with windows up to 3.84 s apart)."""
+    whatever `init`'s scoring rule (a shipped `fast` scores with windows up to 3.84 s apart).
+    distillation_loss: the clip and window terms' loss (`LOSSES` of hf_sqa.training.distillation)."""
     output, done, resume_point = _run_folder(output_dir, seed, resume)
     if done:
         return done
@@ -288,7 +290,7 @@ def train_fast_student(
                                num_workers=1)
     trainer = DistillationTrainer(
         model=model, args=args, train_dataset=data, data_collator=collate_clips, alpha=1.0,
-        dense_weight=dense_weight, freeze_batchnorm=freeze_batchnorm,
+        distillation_loss=distillation_loss, dense_weight=dense_weight, freeze_batchnorm=freeze_batchnorm,
         frame_teacher=frame_targets, frame_weight=frame_weight,
         callbacks=[HeldoutEvaluation(held, output / "eval_history.jsonl", eval_steps, eval_clips, seconds_per_step)],
     )
@@ -300,6 +302,7 @@ def train_fast_student(
         "learning_rate": learning_rate, "bf16": bf16, "dense_weight": dense_weight, "freeze_batchnorm": freeze_batchnorm,
         "pad_short_clips": pad_short_clips, "train_head_only": train_head_only, "frame_weight": frame_weight,
         **({"frame_teacher": frame_teacher} if frame_weight > 0 else {}),
+        **({"distillation_loss": distillation_loss} if distillation_loss != "mse" else {}),
         "distinct_clips": len(data), "distinct_audio_hours": round(data.seconds() / 3600, 3),
         "audio_hours_seen": round(max_steps * seconds_per_step / 3600, 2),
         "cpu_hours": round(history[-1]["cpu_s"] / 3600, 3) if history else None,

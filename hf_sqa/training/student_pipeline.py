@@ -367,15 +367,16 @@ class StudentPipeline:
                               self.refine_learning_rate, f"{method}, refined on every training set")
 
     def _continue(self, init: Path, stage: str, output: Path, steps: int, learning_rate: float, method: str,
-                  train: list[Path] | None = None, seed: int = 0) -> Path:
+                  train: list[Path] | None = None, seed: int = 0, distillation_loss: str = "mse") -> Path:
         """`init` trained on for `steps` with fixed BatchNorm statistics (re-estimated on the data first) on
         packed sets `train` (default: what TRAINING_STAGES' `stage` trains on): the chosen method's dense
-        target, evaluated on every held-out set."""
+        target, evaluated on every held-out set; `distillation_loss` as in DistillationTrainer."""
         return train_fast_student(
             train if train is not None else self.packed("train", stage), self.packed("heldout"), output,
             init=str(init), max_steps=steps, batch_size=self.batch_size, learning_rate=learning_rate,
             dense_weight=METHODS[self.chosen_method()]["dense_weight"], freeze_batchnorm=True,
             eval_steps=self.eval_steps, eval_clips=self.eval_clips, seed=seed, description={"method": method},
+            distillation_loss=distillation_loss,
         )
 
     def run_voice(self) -> Path:
@@ -408,11 +409,13 @@ class StudentPipeline:
                                         f"voice-stage student + {' + '.join(added)}")
 
     def train_vocoder_stage(self, train: list[Path], output: Path, method: str, init: Path | None = None,
-                            seed: int = 0) -> Path:
+                            seed: int = 0, distillation_loss: str = "mse") -> Path:
         """The vocoder stage's training (its steps and schedule) on packed sets `train` into `output`, from
-        `init` (default: the voice stage's model): the stage itself, or a variant of it."""
+        `init` (default: the voice stage's model): the stage itself, or a variant of it (other sets, seed or
+        loss)."""
         return self._continue(init or self.run_voice(), "vocoder", output, self.vocoder_steps,
-                              self.vocoder_learning_rate, method, train=train, seed=seed)
+                              self.vocoder_learning_rate, method, train=train, seed=seed,
+                              distillation_loss=distillation_loss)
 
     def run_ship(self) -> Path:
         """The last stage's model, its evaluate report (every held-out set, and human MOS) and model card."""

@@ -8,7 +8,7 @@ from transformers import TrainingArguments
 from hf_sqa.models import ConvTransformerForMOSRegression
 from hf_sqa.testing import synthetic_speech, tiny_student_config
 from hf_sqa.training import DistillationTrainer, MOSCollator, distillation_example_losses
-from hf_sqa.training.distillation import last_complete_checkpoint
+from hf_sqa.training.distillation import last_complete_checkpoint, mos_logit
 
 NAN = float("nan")
 
@@ -29,6 +29,20 @@ def test_example_losses_by_hand(alpha, expected):
     losses, teacher_terms, human_terms = distillation_example_losses(student, teacher, human, alpha)
     assert losses.tolist() == pytest.approx(expected)
     assert teacher_terms.tolist() == [1.0, 1.0] and human_terms.tolist() == [1.0, 1.0]
+
+
+def test_logit_loss_compares_the_logits_the_scores_come_from():
+    logits = torch.tensor([-2.0, 0.0, 2.5])
+    mos = 1.0 + 4.0 * torch.sigmoid(logits)  # what the MOS head outputs
+    assert mos_logit(mos).tolist() == pytest.approx(logits.tolist(), abs=1e-5)
+    assert torch.isfinite(mos_logit(torch.tensor([1.0, 5.0]))).all()  # the ends of the scale are clamped
+    teacher = 1.0 + 4.0 * torch.sigmoid(torch.tensor([-1.0, 0.5, 0.5]))
+    losses, _, _ = distillation_example_losses(mos, teacher, torch.full((3,), NAN), alpha=1.0, loss="logit_mse")
+    assert losses.tolist() == pytest.approx([1.0, 0.25, 4.0], abs=1e-4)
+    # the same MOS error weighs more near the top of the scale than in its middle
+    near_top, middle = (distillation_example_losses(torch.tensor([s + 0.1]), torch.tensor([s]), torch.tensor([NAN]),
+                                                    alpha=1.0, loss="logit_mse")[0].item() for s in (4.5, 3.0))
+    assert near_top > 4 * middle
 
 
 def test_mixed_weights_and_l1_by_hand():

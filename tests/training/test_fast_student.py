@@ -315,6 +315,28 @@ def test_head_only_training_keeps_the_front_end(small_teacher, tmp_path):
     assert recipe["train_head_only"] is True and recipe["pad_short_clips"] is True
 
 
+def test_the_vocoder_stage_trains_with_another_loss(small_teacher, tmp_path):
+    """StudentPipeline.train_vocoder_stage(..., distillation_loss=...): the same start, data, seed and schedule
+    give other weights under another loss (benchmarks/loss_lever.py), and the recipe records it."""
+    from safetensors.torch import load_file
+
+    from hf_sqa.data.pseudo_label import pseudo_label
+    from hf_sqa.training.student_pipeline import StudentPipeline
+
+    clean = _clean_folders(tmp_path / "clean", train=4, heldout=0) / "train"
+    pseudo_label(str(small_teacher), str(clean), tmp_path / "labelled", progress=False)
+    packed = pack_labelled(str(tmp_path / "labelled"), tmp_path / "packed", num_proc=1)
+    pipeline = StudentPipeline(work=str(tmp_path / "work"), runs=str(tmp_path / "runs"), final_method="pruned",
+                               vocoder_steps=2, vocoder_learning_rate=1e-2, batch_size=2, eval_steps=2, eval_clips=4)
+    pipeline.packed = lambda *names: [packed]  # the held-out set too: this test compares weights only
+    finals = {loss: pipeline.train_vocoder_stage([packed], tmp_path / loss, "test", init=small_teacher,
+                                                 distillation_loss=loss) for loss in ("mse", "logit_mse")}
+    weights = {loss: load_file(str(final / "model.safetensors")) for loss, final in finals.items()}
+    assert any(not torch.equal(weights["mse"][name], weights["logit_mse"][name]) for name in weights["mse"])
+    recipes = {loss: yaml.safe_load((final / "training_recipe.yaml").read_text()) for loss, final in finals.items()}
+    assert recipes["logit_mse"]["distillation_loss"] == "logit_mse" and "distillation_loss" not in recipes["mse"]
+
+
 def test_frame_targets_train_and_leave_no_trace_in_the_saved_student(small_teacher, tmp_path):
     """frame_weight: the student also matches a fast teacher's hidden states through fitted linear maps;
     the maps train with it but are not part of the saved model."""
