@@ -27,17 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hf_sqa.metrics import compare_with_first
-from hf_sqa.scoring import load_model, score
+from hf_sqa.scoring import load_model
 from hf_sqa.training.distillation import LOSSES
-from hf_sqa.training.packed import PackedClips
 from hf_sqa.training.recipe import parse_overrides
 from hf_sqa.training.student_pipeline import StudentPipeline
 
 from generalisation_gap import made_run
-from voice_levers import agreement_line
-
-SAMPLING_RATE = 16000
+from voice_levers import heldout_comparison
 
 
 def main() -> None:
@@ -59,23 +55,12 @@ def main() -> None:
     runs = {loss: pipeline.train_vocoder_stage(stage_sets, Path(args.output) / loss, f"vocoder stage, {loss} loss",
                                                init=start, distillation_loss=loss)
             for loss in ["mse", *args.losses]}
-    loaded = {loss: load_model(path).eval() for loss, path in runs.items()}
-    loaded["start"] = load_model(start).eval()
-    # scored like the others, with the teacher's windows they trained on (a shipped model scores with fewer)
-    loaded["start"].config.window_max_hop = loaded["mse"].config.window_max_hop
-    held = PackedClips(pipeline.packed("heldout"))
-    audios = [held.clip(k) for k in range(len(held))]
-    scores = {name: np.asarray(score(audios, model=model, sampling_rate=SAMPLING_RATE, batch_size=8))
-              for name, model in loaded.items()}
-    print(f"all {len(held)} held-out clips (both catalogues), with the teacher; PCC / SRCC (95 % CI), "
-          "paired difference from mse")
-    for name, (metrics, differences) in compare_with_first(scores, held.teacher_mos).items():
-        print(f"  {name:<12}{agreement_line(metrics, differences)}")
+    held, scores = heldout_comparison(pipeline, {loss: load_model(path).eval() for loss, path in runs.items()}, start)
     # where the pull towards the middle of the scale is: does a loss move it?
     bands = [(low, (held.teacher_mos >= low) & (held.teacher_mos < low + 1)) for low in (1, 2, 3, 4)]
     print("mean error (student - teacher) per band of the teacher's score (clips); sd of the scores / the teacher's")
     for name, ours in scores.items():
-        print(f"  {name:<12}" + "  ".join(f"{low}-{low + 1}: {np.mean(ours[pick] - held.teacher_mos[pick]):+.3f} "
+        print(f"  {name:<20}" + "  ".join(f"{low}-{low + 1}: {np.mean(ours[pick] - held.teacher_mos[pick]):+.3f} "
                                           f"({pick.sum()})" for low, pick in bands)
               + f"  sd ratio {ours.std() / held.teacher_mos.std():.3f}")
 

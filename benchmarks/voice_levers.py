@@ -191,6 +191,25 @@ def agreement_line(metrics: dict, differences: dict) -> str:
     return line
 
 
+def heldout_comparison(pipeline: StudentPipeline, loaded: dict, start: Path | None = None) -> tuple[PackedClips, dict]:
+    """Scores the models of `loaded` (name -> model; the first is the reference), and the model `start` the
+    runs continued, on all of the pipeline's held-out clips and prints each one's agreement with the teacher
+    and its paired difference from the first (`agreement_line`); returns (the held-out clips, name -> scores)."""
+    loaded = dict(loaded)
+    if start is not None:
+        loaded["start"] = load_model(start).eval()
+        # scored like the others, with the teacher's windows they trained on (a shipped model scores with fewer)
+        loaded["start"].config.window_max_hop = next(iter(loaded.values())).config.window_max_hop
+    held = PackedClips(pipeline.packed("heldout"))
+    audios = [held.clip(k) for k in range(len(held))]
+    scores = {name: np.asarray(score(audios, model=model, sampling_rate=SAMPLING_RATE, batch_size=8))
+              for name, model in loaded.items()}
+    print(f"all {len(held)} held-out clips (both catalogues), with the teacher; PCC / SRCC (95 % CI)")
+    for name, (metrics, differences) in compare_with_first(scores, held.teacher_mos).items():
+        print(f"  {name:<20}{agreement_line(metrics, differences)}")
+    return held, scores
+
+
 def weight_average(models: list[torch.nn.Module]) -> torch.nn.Module:
     """A "model soup": the first model with every floating-point tensor of its state (weights and BatchNorm
     statistics) replaced by the mean over `models`, which must share one architecture (here: runs from one
@@ -258,17 +277,8 @@ def main() -> None:
     loaded = {name: load_model(path).eval() for name, path in models.items()}
     if len(loaded) > 2:
         loaded["soup of the above"] = weight_average(list(loaded.values()))
-    if args.stage == "vocoder":  # where the stage started from (the voice stage's model, or e.g. the shipped model)
-        loaded["start"] = load_model(start).eval()
-        # scored like the others, with the teacher's windows they trained on (a shipped model scores with fewer)
-        loaded["start"].config.window_max_hop = loaded[control_name].config.window_max_hop
-    held = PackedClips(pipeline.packed("heldout"))
-    audios = [held.clip(k) for k in range(len(held))]
-    scores = {name: np.asarray(score(audios, model=model, sampling_rate=SAMPLING_RATE, batch_size=8))
-              for name, model in loaded.items()}
-    print(f"all {len(held)} held-out clips (both catalogues), with the teacher; PCC / SRCC (95 % CI)")
-    for name, (metrics, differences) in compare_with_first(scores, held.teacher_mos).items():
-        print(f"  {name:<20}{agreement_line(metrics, differences)}")
+    # the vocoder stage also against where it started from (the voice stage's model, or e.g. the shipped model)
+    heldout_comparison(pipeline, loaded, start if args.stage == "vocoder" else None)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ Per example, with student score s, teacher score t and human MOS h (NaN where mi
 
 L is MSE, L1 or the squared error of the logits the scores come from (`LOSSES`). With `dense_weight` w > 0
 and the teacher's per-window scores in the batch (`teacher_window_mos`, (batch, windows), NaN-padded;
-`hf-sqa pseudo-label` writes them), each example adds
-w times the mean over its windows of L(student window score, teacher window score): a dense target that
-says which part of the clip is bad, not only how bad the clip is on average. The student must cut the
+`hf-sqa pseudo-label` writes them), each example adds w times the mean over its windows of L(student window
+score, teacher window score): a dense target that says which part of the clip is bad, not only how bad the
+clip is on average. The student must cut the
 same windows as the teacher (same windowing rule), which is checked.
 
 With a `frame_teacher` and `frame_weight` w > 0, each example also adds w times the mean squared distance
